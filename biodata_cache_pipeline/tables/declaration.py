@@ -36,7 +36,11 @@ class Column:
 
 @dataclass(frozen=True)
 class TableSpec:
-    """A cache table: name, kind, columns and (for partitioned tables) folder and key."""
+    """A cache table: name, kind, stored columns and (for partitioned tables) folder and key.
+
+    The partition key may or may not be a stored column (quality_control stores `subject_id`,
+    platform_qc does not); readers get it from the hive path either way.
+    """
 
     name: str
     description: str
@@ -50,8 +54,8 @@ class TableSpec:
         names = [c.name for c in self.columns]
         if len(set(names)) != len(names):
             raise ValueError(f"table {self.name}: duplicate column names in {names}")
-        if self.partition_key is not None and self.partition_key not in names:
-            raise ValueError(f"table {self.name}: partition key {self.partition_key} is not a column")
+        if (self.partition_key is None) != (self.folder is None):
+            raise ValueError(f"table {self.name}: a partitioned table needs both a folder and a partition key")
 
     @property
     def partitioned(self) -> bool:

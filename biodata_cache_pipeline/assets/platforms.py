@@ -1,0 +1,55 @@
+"""Platform assets: SmartSPIM, fiber photometry, foraging sessions, behavior curriculum."""
+
+
+import pyarrow as pa
+from dagster import AssetExecutionContext, MetadataValue, Output, ResourceParam, asset
+
+from biodata_cache_pipeline.assets.common import table_asset
+from biodata_cache_pipeline.io_manager import SOURCE_METADATA_KEY, CacheIOManager
+from biodata_cache_pipeline.records import RecordTally
+from biodata_cache_pipeline.resources import ForagingSessionsResource, LocalRecordsResource, OpenDataResource
+from biodata_cache_pipeline.tables.behavior_curriculum import BEHAVIOR_CURRICULUM, build_behavior_curriculum
+from biodata_cache_pipeline.tables.fib import PLATFORM_FIB, build_platform_fib
+from biodata_cache_pipeline.tables.foraging import FORAGING_SESSIONS, build_foraging_sessions
+from biodata_cache_pipeline.tables.smartspim import ASSETS_SMARTSPIM, build_assets_smartspim
+
+GROUP = "platforms"
+
+
+@asset(**table_asset(ASSETS_SMARTSPIM, GROUP))
+def assets_smartspim(
+    source_data: pa.Table, records: LocalRecordsResource, open_data: OpenDataResource
+) -> Output:
+    tally = RecordTally()
+    table = build_assets_smartspim(tally.track(records.records()), source_data, open_data.store())
+    return Output(table, metadata={SOURCE_METADATA_KEY: records.source, **tally.metadata()})
+
+
+@asset(**table_asset(PLATFORM_FIB, GROUP))
+def platform_fib(records: LocalRecordsResource) -> Output:
+    tally = RecordTally()
+    table = build_platform_fib(tally.track(records.records()))
+    return Output(table, metadata={SOURCE_METADATA_KEY: records.source, **tally.metadata()})
+
+
+@asset(**table_asset(FORAGING_SESSIONS, GROUP))
+def foraging_sessions(context: AssetExecutionContext, sessions: ForagingSessionsResource) -> Output:
+    table, warnings = build_foraging_sessions(sessions.read())
+    for warning in warnings:
+        context.log.warning(f"foraging_sessions: {warning}")
+    return Output(
+        table,
+        metadata={SOURCE_METADATA_KEY: sessions.path, "warnings": MetadataValue.md("\n".join(f"- {w}" for w in warnings) or "none")},
+    )
+
+
+@asset(**table_asset(BEHAVIOR_CURRICULUM, GROUP))
+def behavior_curriculum(
+    asset_basics: pa.Table, open_data: OpenDataResource, cache_io_manager: ResourceParam[CacheIOManager]
+) -> Output:
+    previous = cache_io_manager.read_published(BEHAVIOR_CURRICULUM)
+    table, reused = build_behavior_curriculum(asset_basics, open_data.store(), previous)
+    return Output(
+        table,
+        metadata={SOURCE_METADATA_KEY: open_data.root, "reused_rows": reused, "looked_up": table.num_rows - reused},
+    )

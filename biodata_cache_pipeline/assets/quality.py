@@ -1,0 +1,76 @@
+"""QC assets: quality_control partitioned by subject, platform_qc partitioned by platform.
+
+Both accept many partitions in one run (single-run backfills): the records are read once and
+every requested partition is built from that pass.
+"""
+
+
+import pyarrow as pa
+from dagster import (
+    AssetExecutionContext,
+    BackfillPolicy,
+    DynamicPartitionsDefinition,
+    Output,
+    StaticPartitionsDefinition,
+    asset,
+)
+
+from biodata_cache_pipeline.assets.common import table_asset
+from biodata_cache_pipeline.io_manager import SOURCE_METADATA_KEY
+from biodata_cache_pipeline.records import RecordTally
+from biodata_cache_pipeline.resources import LocalRecordsResource
+from biodata_cache_pipeline.tables.quality_control import (
+    PLATFORM_QC,
+    PLATFORMS,
+    QUALITY_CONTROL,
+    asset_qc,
+    build_platform_qc,
+    build_quality_control,
+    platform_matches,
+)
+
+GROUP = "quality_control"
+SUBJECT_PARTITIONS = DynamicPartitionsDefinition(name="subject_id")
+PLATFORM_PARTITIONS = StaticPartitionsDefinition(list(PLATFORM_QC.static_partitions))
+
+
+@asset(
+    **table_asset(QUALITY_CONTROL, GROUP),
+    partitions_def=SUBJECT_PARTITIONS,
+    backfill_policy=BackfillPolicy.single_run(),
+)
+def quality_control(context: AssetExecutionContext, records: LocalRecordsResource) -> Output:
+    tally = RecordTally()
+    tables = build_quality_control(tally.track(records.records()), context.partition_keys)
+    removed = sorted(key for key, table in tables.items() if table is None)
+    return Output(
+        tables,
+        metadata={
+            SOURCE_METADATA_KEY: records.source,
+            **tally.metadata(),
+            "partitions_written": len(tables) - len(removed),
+            "partitions_removed": len(removed),
+        },
+    )
+
+
+@asset(
+    **table_asset(PLATFORM_QC, GROUP),
+    partitions_def=PLATFORM_PARTITIONS,
+    backfill_policy=BackfillPolicy.single_run(),
+)
+def platform_qc(
+    context: AssetExecutionContext, asset_basics: pa.Table, records: LocalRecordsResource
+) -> Output:
+    platforms = [PLATFORMS[key] for key in context.partition_keys]
+    candidates = {
+        row["name"]
+        for row in asset_basics.select(["name", "modalities", "acquisition_type"]).to_pylist()
+        if any(platform_matches(p, row["modalities"] or [], row["acquisition_type"]) for p in platforms)
+    }
+    tally = RecordTally()
+    qc_by_name = {
+        r.name: asset_qc(r) for r in tally.track(records.records()) if r.has_qc and r.name in candidates
+    }
+    tables = {key: build_platform_qc(asset_basics, qc_by_name, key) for key in context.partition_keys}
+    return Output(tables, metadata={SOURCE_METADATA_KEY: records.source, **tally.metadata()})

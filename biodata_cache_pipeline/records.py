@@ -1,0 +1,383 @@
+"""The record normaliser: metadata records in the 2.x or 1.x layout -> one typed view.
+
+Table code reads only `NormalizedRecord`, so it never branches on the schema version. The
+normaliser never raises: a missing key, an explicit null or a wrongly typed value becomes a
+missing value, and every wrong type is written down in `problems` so that the tables can count
+the record (`skipped_records`) with a reason.
+
+The 1.x field map is the one at the end of tables.md. Where a 2.x field is present it wins; the
+1.x field is read only when the 2.x one is absent.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+_MISSING = object()
+_DATE_AT_START = re.compile(r"^(\d{4}-\d{2}-\d{2})[T ]")
+# Legacy 0.x `data_level` values and their 2.x names.
+_LEGACY_DATA_LEVELS = {"raw data": "raw", "derived data": "derived"}
+
+
+@dataclass(frozen=True, slots=True)
+class QcMetric:
+    name: str | None
+    modality: str | None
+    stage: str | None
+    value: Any
+    status: str | None
+    tags: Any  # a dict of tag pairs, a list of tags, or None
+    object_type: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PatchCordConfig:
+    patch_cord: str | None
+    channels: tuple[tuple[str | None, str | None], ...]  # (channel_name, intended_measurement)
+
+
+@dataclass(frozen=True, slots=True)
+class DataStream:
+    connections: tuple[tuple[str | None, str | None], ...]  # (source_device, target_device)
+    patch_cords: tuple[PatchCordConfig, ...]
+
+
+@dataclass(slots=True)
+class NormalizedRecord:
+    """The fields the cache tables read, whatever the layout of the source record."""
+
+    id: str | None = None
+    name: str | None = None
+    location: str | None = None
+    last_modified: str | None = None
+    # data_description
+    modalities: list[str] = field(default_factory=list)
+    project_name: str | None = None
+    data_level: str | None = None
+    investigators: list[str] = field(default_factory=list)
+    institution: str | None = None
+    source_data: list[str] = field(default_factory=list)
+    # subject
+    subject_id: str | None = None
+    genotype: str | None = None
+    date_of_birth: str | None = None
+    acquisition_date_of_birth: str | None = None
+    year_of_birth: int | None = None
+    # acquisition
+    acquisition_start_time: str | None = None
+    acquisition_end_time: str | None = None
+    acquisition_type: str | None = None
+    instrument_id: str | None = None
+    experimenters: list[str] = field(default_factory=list)
+    data_streams: list[DataStream] = field(default_factory=list)
+    # other_identifiers / processing / procedures
+    code_ocean: list[str] | None = None
+    process_times: list[tuple[str | None, str | None]] = field(default_factory=list)
+    pipeline_name: str | None = None
+    probe_implants: list[tuple[str | None, str | None]] = field(default_factory=list)  # (fiber, acronym)
+    # quality_control
+    has_qc: bool = False
+    qc_metrics: list[QcMetric] = field(default_factory=list)
+    qc_status: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+class _Reader:
+    """Typed access to dotted paths of one raw record, writing down every wrong type."""
+
+    def __init__(self, raw: dict, problems: list[str]):
+        self.raw = raw
+        self.problems = problems
+
+    def _wrong(self, path: str, expected: str, value: Any) -> None:
+        self.problems.append(f"{path}: expected {expected}, got {type(value).__name__}")
+
+    def get(self, path: str, base: Any = _MISSING) -> Any:
+        """The value at `path` (from the record, or from `base`), `None` if absent or null."""
+        node = self.raw if base is _MISSING else base
+        walked = []
+        for key in path.split("."):
+            if node is None:
+                return None
+            if not isinstance(node, dict):
+                self._wrong(".".join(walked) or "record", "object", node)
+                return None
+            node = node.get(key)
+            walked.append(key)
+        return node
+
+    def first(self, *paths: str) -> Any:
+        """The first of `paths` that is present and not null."""
+        for path in paths:
+            value = self.get(path)
+            if value is not None:
+                return value
+        return None
+
+    def typed(self, path: str, value: Any, kind: type | tuple[type, ...], expected: str) -> Any:
+        if value is None or (isinstance(value, kind) and not isinstance(value, bool)):
+            return value
+        if kind is bool and isinstance(value, bool):
+            return value
+        self._wrong(path, expected, value)
+        return None
+
+    def string(self, *paths: str) -> str | None:
+        for path in paths:
+            value = self.get(path)
+            if value is not None:
+                return self.typed(path, value, str, "string")
+        return None
+
+    def identifier(self, path: str, base: Any = _MISSING) -> str | None:
+        """A string id; integers (as some records store subject ids) become their digits."""
+        value = self.get(path, base)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return self.typed(path, value, str, "string")
+
+    def items(self, path: str, value: Any) -> list:
+        """A list value; a single string or object stands for a one-element list (0.x layouts)."""
+        if value is None:
+            return []
+        if isinstance(value, list):
+            return value
+        if isinstance(value, (str, dict)):
+            return [value]
+        self._wrong(path, "list", value)
+        return []
+
+    def objects(self, path: str, base: Any = _MISSING, label: str | None = None) -> list[dict]:
+        """A list of objects at `path`; non-object entries are skipped and written down.
+
+        `label` names the place in problems when `path` is relative to a nested `base`.
+        """
+        label = label or path
+        value = self.get(path, base)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self._wrong(label, "list", value)
+            return []
+        result = []
+        for item in value:
+            if isinstance(item, dict):
+                result.append(item)
+            else:
+                self._wrong(f"{label}[]", "object", item)
+        return result
+
+
+def _names_of(reader: _Reader, path: str, value: Any, key: str) -> list[str]:
+    """Strings kept as they are, objects give their `key`; anything else is written down."""
+    result = []
+    for item in reader.items(path, value):
+        if isinstance(item, dict):
+            item = item.get(key)
+        if isinstance(item, str):
+            result.append(item)
+        elif item is not None:
+            reader._wrong(f"{path}[]", f"string or object with {key}", item)
+    return result
+
+
+def _string_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def parse_utc(value: str | None) -> datetime | None:
+    """An ISO date or time as an aware UTC datetime; a naive time is UTC; None if unparsable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+def date_prefix(value: str | None) -> str | None:
+    """`2025-01-02T03:04:05` or `2025-01-02 03:04:05` -> `2025-01-02`."""
+    match = _DATE_AT_START.match(value) if isinstance(value, str) else None
+    return match.group(1) if match else None
+
+
+def _qc_metrics(r: _Reader, qc: Any) -> list[QcMetric]:
+    metrics: list[QcMetric] = []
+
+    def metric(m: dict, path: str, modality: Any, stage: Any, tags: Any) -> QcMetric:
+        history = r.objects("status_history", m, f"{path}.status_history")
+        if isinstance(modality, dict):
+            modality = modality.get("abbreviation")
+        return QcMetric(
+            name=r.typed(f"{path}.name", m.get("name"), str, "string"),
+            modality=_string_or_none(modality),
+            stage=_string_or_none(stage),
+            value=m.get("value"),
+            status=r.typed(f"{path}.status_history[-1].status", history[-1].get("status"), str, "string")
+            if history
+            else None,
+            tags=tags if isinstance(tags, (dict, list)) else None,
+            object_type=_string_or_none(m.get("object_type")),
+        )
+
+    if qc.get("metrics") is not None or qc.get("evaluations") is None:
+        for m in r.objects("metrics", qc, "quality_control.metrics"):
+            metrics.append(metric(m, "quality_control.metrics[]", m.get("modality"), m.get("stage"), m.get("tags")))
+    else:  # 1.x: evaluations carry modality, stage and tags for their metrics
+        for evaluation in r.objects("evaluations", qc, "quality_control.evaluations"):
+            for m in r.objects("metrics", evaluation, "quality_control.evaluations[].metrics"):
+                metrics.append(
+                    metric(
+                        m,
+                        "quality_control.evaluations[].metrics[]",
+                        evaluation.get("modality"),
+                        evaluation.get("stage"),
+                        evaluation.get("tags"),
+                    )
+                )
+    return metrics
+
+
+def _data_streams(r: _Reader) -> list[DataStream]:
+    streams = []
+    for stream in r.objects("acquisition.data_streams"):
+        label = "acquisition.data_streams[]"
+        connections = tuple(
+            (c.get("source_device"), c.get("target_device"))
+            for c in r.objects("connections", stream, f"{label}.connections")
+        )
+        patch_cords = tuple(
+            PatchCordConfig(
+                patch_cord=config.get("device_name"),
+                channels=tuple(
+                    (ch.get("channel_name"), ch.get("intended_measurement"))
+                    for ch in r.objects("channels", config, f"{label}.configurations[].channels")
+                ),
+            )
+            for config in r.objects("configurations", stream, f"{label}.configurations")
+            if config.get("object_type") == "Patch cord config"
+        )
+        streams.append(DataStream(connections=connections, patch_cords=patch_cords))
+    return streams
+
+
+def _probe_implants(r: _Reader) -> list[tuple[str | None, str | None]]:
+    implants = []
+    for subject_procedure in r.objects("procedures.subject_procedures"):
+        for procedure in r.objects("procedures", subject_procedure, "procedures.subject_procedures[].procedures"):
+            if procedure.get("object_type") != "Probe implant":
+                continue
+            fiber = r.get("implanted_device.name", procedure)
+            acronym = r.get("device_config.primary_targeted_structure.acronym", procedure)
+            implants.append((_string_or_none(fiber), _string_or_none(acronym)))
+    return implants
+
+
+def normalize_record(raw: Any) -> NormalizedRecord:
+    """One raw record (any layout) -> `NormalizedRecord`. Never raises."""
+    record = NormalizedRecord()
+    if not isinstance(raw, dict):
+        record.problems.append(f"record: expected object, got {type(raw).__name__}")
+        return record
+    r = _Reader(raw, record.problems)
+
+    record.id = r.identifier("_id")
+    record.name = r.string("name")
+    record.location = r.string("location")
+    record.last_modified = r.string("_last_modified", "last_modified")
+
+    modalities = r.first("data_description.modalities", "data_description.modality")
+    record.modalities = _names_of(r, "data_description.modalities", modalities, "abbreviation")
+    record.project_name = r.string("data_description.project_name")
+    data_level = r.string("data_description.data_level")
+    record.data_level = _LEGACY_DATA_LEVELS.get(data_level, data_level)
+    record.investigators = _names_of(
+        r, "data_description.investigators", r.get("data_description.investigators"), "name"
+    )
+    institution = r.get("data_description.institution")
+    record.institution = institution.get("abbreviation") if isinstance(institution, dict) else institution
+    record.institution = r.typed("data_description.institution", record.institution, str, "string")
+    sources = r.first("data_description.source_data", "data_description.input_data_name")
+    record.source_data = _names_of(r, "data_description.source_data", sources, "name")
+
+    record.subject_id = r.identifier("subject.subject_id")
+    record.genotype = r.string("subject.subject_details.genotype", "subject.genotype")
+    record.date_of_birth = r.string("subject.subject_details.date_of_birth", "subject.date_of_birth")
+    record.acquisition_date_of_birth = r.string("acquisition.subject_details.date_of_birth")
+    year = r.first("subject.subject_details.year_of_birth", "subject.year_of_birth")
+    record.year_of_birth = r.typed("subject.subject_details.year_of_birth", year, int, "integer")
+
+    record.acquisition_start_time = r.string(
+        "acquisition.acquisition_start_time", "session.session_start_time", "acquisition.session_start_time"
+    )
+    record.acquisition_end_time = r.string(
+        "acquisition.acquisition_end_time", "session.session_end_time", "acquisition.session_end_time"
+    )
+    record.acquisition_type = r.string("acquisition.acquisition_type", "session.session_type")
+    record.instrument_id = r.string("acquisition.instrument_id", "session.rig_id", "rig.rig_id")
+    experimenters = r.first(
+        "acquisition.experimenters", "session.experimenter_full_name", "acquisition.experimenter_full_name"
+    )
+    record.experimenters = _names_of(r, "acquisition.experimenters", experimenters, "name")
+    record.data_streams = _data_streams(r)
+
+    identifiers = r.first("other_identifiers", "external_links")
+    identifiers = r.typed("other_identifiers", identifiers, dict, "object")
+    if identifiers and identifiers.get("Code Ocean") is not None:
+        record.code_ocean = _names_of(r, "other_identifiers.Code Ocean", identifiers["Code Ocean"], "id")
+
+    processes_path = "processing.data_processes"
+    if r.get(processes_path) is None:
+        processes_path = "processing.processing_pipeline.data_processes"
+    record.process_times = [
+        (_string_or_none(p.get("start_date_time")), _string_or_none(p.get("end_date_time")))
+        for p in r.objects(processes_path)
+    ]
+    pipelines = r.objects("processing.pipelines")
+    if pipelines:
+        record.pipeline_name = r.typed("processing.pipelines[0].name", pipelines[0].get("name"), str, "string")
+    record.probe_implants = _probe_implants(r)
+
+    qc = r.typed("quality_control", r.get("quality_control"), dict, "object")
+    if qc:
+        record.has_qc = True
+        record.qc_metrics = _qc_metrics(r, qc)
+        status = r.typed("quality_control.status", qc.get("status"), dict, "object") or {}
+        record.qc_status = {k: v for k, v in status.items() if isinstance(v, str)}
+    return record
+
+
+def is_usable(record: NormalizedRecord) -> bool:
+    """Whether the record can make a row at all (it has a name or an `_id`)."""
+    return record.name is not None or record.id is not None
+
+
+class RecordTally:
+    """Counts malformed records as they stream past, keeping the first few reasons.
+
+    Wrap the record stream with `track`; report `metadata()` in the asset's materialisation.
+    """
+
+    MAX_REASONS = 5
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.reasons: list[str] = []
+
+    def track(self, records):
+        for record in records:
+            if record.problems:
+                self.count += 1
+                if len(self.reasons) < self.MAX_REASONS:
+                    label = record.name or record.id or "record without name"
+                    self.reasons.append(f"{label}: {'; '.join(record.problems[:3])}")
+            yield record
+
+    def metadata(self) -> dict:
+        return {"skipped_records": self.count, "skipped_reasons": "\n".join(self.reasons) or "none"}

@@ -1,0 +1,109 @@
+"""The embedded-default records source: a folder of data-asset folders (sources.md §1).
+
+An asset folder is named `<label>_<YYYY-MM-DD_HH-MM-SS>`. Its record is `metadata.nd.json`, or,
+when that file is absent, the core JSON files assembled into one record. Anything else in the
+folder is ignored. An unreadable file becomes a record carrying the reason, never an exception.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+import pyarrow.fs as pafs
+
+from biodata_cache_pipeline.records import NormalizedRecord, normalize_record
+from biodata_cache_pipeline.storage import filesystem_for
+
+WHOLE_RECORD_FILE = "metadata.nd.json"
+# core file -> record section; the v1 names map onto the same sections as in their own layout.
+CORE_FILES = {
+    "subject.json": "subject",
+    "data_description.json": "data_description",
+    "procedures.json": "procedures",
+    "instrument.json": "instrument",
+    "rig.json": "rig",
+    "acquisition.json": "acquisition",
+    "session.json": "session",
+    "processing.json": "processing",
+    "quality_control.json": "quality_control",
+    "model.json": "model",
+}
+# Stable namespace for the UUID5 `_id` of records assembled from core files.
+RECORD_ID_NAMESPACE = uuid.UUID("5a0f3d52-7f43-4d0c-9a57-3f1c8a2f6b10")
+
+
+_ASSET_FOLDER = re.compile(r".+_\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}")
+
+
+def is_asset_folder_name(name: str) -> bool:
+    return _ASSET_FOLDER.fullmatch(name) is not None
+
+
+class LocalFolderRecords:
+    """Reads the records of every asset folder under `root` (local path or `s3://...`)."""
+
+    def __init__(self, root: str, filesystem: pafs.FileSystem | None = None):
+        self.root = root.rstrip("/")
+        self.fs, self.base = (filesystem, self.root) if filesystem else filesystem_for(self.root)
+
+    def asset_folders(self) -> list[str]:
+        try:
+            infos = self.fs.get_file_info(pafs.FileSelector(self.base))
+        except FileNotFoundError as error:
+            raise FileNotFoundError(f"records folder {self.root} does not exist") from error
+        return sorted(
+            i.base_name for i in infos if i.type == pafs.FileType.Directory and is_asset_folder_name(i.base_name)
+        )
+
+    def _read_json(self, path: str) -> Any:
+        with self.fs.open_input_stream(path) as stream:
+            return json.loads(stream.read())
+
+    def raw_record(self, folder: str) -> tuple[Any, list[str]]:
+        """(record, problems) for one asset folder."""
+        folder_path = f"{self.base}/{folder}"
+        files = {
+            i.base_name: i
+            for i in self.fs.get_file_info(pafs.FileSelector(folder_path))
+            if i.type == pafs.FileType.File
+        }
+        if WHOLE_RECORD_FILE in files:
+            try:
+                return self._read_json(f"{folder_path}/{WHOLE_RECORD_FILE}"), []
+            except (OSError, ValueError) as error:
+                return None, [f"{folder}/{WHOLE_RECORD_FILE}: unreadable ({error})"]
+        record: dict[str, Any] = {}
+        problems: list[str] = []
+        newest = None
+        for file_name, section in CORE_FILES.items():
+            if file_name not in files:
+                continue
+            try:
+                record[section] = self._read_json(f"{folder_path}/{file_name}")
+            except (OSError, ValueError) as error:
+                problems.append(f"{folder}/{file_name}: unreadable ({error})")
+                continue
+            mtime = files[file_name].mtime
+            newest = mtime if newest is None or (mtime and mtime > newest) else newest
+        if not record:
+            return None, problems or [f"{folder}: no {WHOLE_RECORD_FILE} and no core metadata files"]
+        record = {
+            "_id": str(uuid.uuid5(RECORD_ID_NAMESPACE, folder)),
+            "name": folder,
+            "location": f"{self.root}/{folder}",
+            "_last_modified": newest.astimezone(timezone.utc).isoformat() if isinstance(newest, datetime) else None,
+            **record,
+        }
+        return record, problems
+
+    def records(self) -> Iterator[NormalizedRecord]:
+        for folder in self.asset_folders():
+            raw, problems = self.raw_record(folder)
+            record = normalize_record(raw) if raw is not None else NormalizedRecord()
+            record.problems[:0] = problems
+            yield record

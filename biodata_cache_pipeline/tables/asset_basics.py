@@ -1,0 +1,104 @@
+"""asset_basics: one row per record with the basics every notebook starts from."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timezone
+
+import pyarrow as pa
+
+from biodata_cache_pipeline.names import (
+    apply_name_map,
+    first_name_map,
+    normalize_instrument_id,
+    parse_people,
+    resolve_first_names,
+)
+from biodata_cache_pipeline.records import NormalizedRecord, date_prefix, is_usable, parse_utc
+from biodata_cache_pipeline.tables.declaration import INT64, STRING, STRING_LIST, Column, TableSpec
+
+ASSET_BASICS = TableSpec(
+    name="asset_basics",
+    description="One row per data asset record: identity, subject, acquisition, people, instrument.",
+    type="asset",
+    columns=(
+        Column("_id", STRING, "Record _id."),
+        Column("_last_modified", STRING, "Record _last_modified, the ISO string as stored."),
+        Column("modalities", STRING_LIST, "Modality abbreviations in document order."),
+        Column("project_name", STRING, "data_description.project_name."),
+        Column("data_level", STRING, "data_description.data_level (raw or derived)."),
+        Column("subject_id", STRING, "subject.subject_id as a string."),
+        Column("acquisition_start_time", STRING, "acquisition.acquisition_start_time, raw string."),
+        Column("acquisition_end_time", STRING, "acquisition.acquisition_end_time, raw string."),
+        Column("code_ocean", STRING_LIST, "other_identifiers['Code Ocean'] ids; null if absent."),
+        Column("process_date", STRING, "YYYY-MM-DD of the last data process start; null if none."),
+        Column("genotype", STRING, "subject.subject_details.genotype."),
+        Column("age", INT64, "Whole days from date of birth to acquisition start (UTC)."),
+        Column("acquisition_type", STRING, "acquisition.acquisition_type."),
+        Column("location", STRING, "Record location (object store URI)."),
+        Column("name", STRING, "Record name."),
+        Column("experimenters", STRING_LIST, "acquisition.experimenters as stored (names)."),
+        Column("experimenters_normalized", STRING_LIST, "Experimenters normalised and merged."),
+        Column("instrument_id", STRING, "acquisition.instrument_id as stored."),
+        Column("instrument_id_normalized", STRING, "Instrument id without room prefix and date suffix."),
+        Column("investigators", STRING_LIST, "data_description.investigators names as stored."),
+        Column("investigators_normalized", STRING_LIST, "Investigators normalised and merged."),
+    ),
+)
+
+
+def age_in_days(record: NormalizedRecord) -> int | None:
+    """Whole days from birth (date, else acquisition date, else Jan 1 of year) to acquisition start."""
+    birth = parse_utc(record.date_of_birth) or parse_utc(record.acquisition_date_of_birth)
+    if birth is None and record.year_of_birth is not None and 1 <= record.year_of_birth <= 9999:
+        birth = datetime(record.year_of_birth, 1, 1, tzinfo=timezone.utc)
+    start = parse_utc(record.acquisition_start_time)
+    if birth is None or start is None:
+        return None
+    return (start - birth).days
+
+
+def last_process_date(record: NormalizedRecord) -> str | None:
+    starts = [start for start, _ in record.process_times if date_prefix(start)]
+    return date_prefix(starts[-1]) if starts else None
+
+
+def _row(record: NormalizedRecord) -> dict:
+    return {
+        "_id": record.id,
+        "_last_modified": record.last_modified,
+        "modalities": record.modalities,
+        "project_name": record.project_name,
+        "data_level": record.data_level,
+        "subject_id": record.subject_id,
+        "acquisition_start_time": record.acquisition_start_time,
+        "acquisition_end_time": record.acquisition_end_time,
+        "code_ocean": record.code_ocean,
+        "process_date": last_process_date(record),
+        "genotype": record.genotype,
+        "age": age_in_days(record),
+        "acquisition_type": record.acquisition_type,
+        "location": record.location,
+        "name": record.name,
+        "experimenters": record.experimenters,
+        "experimenters_normalized": resolve_first_names(parse_people(record.experimenters)),
+        "instrument_id": record.instrument_id,
+        "instrument_id_normalized": normalize_instrument_id(record.instrument_id),
+        "investigators": record.investigators,
+        "investigators_normalized": resolve_first_names(parse_people(record.investigators)),
+    }
+
+
+def _sort_key(row: dict) -> tuple:
+    return (row["name"] is None, row["name"] or "", row["_id"] is None, row["_id"] or "")
+
+
+def build_asset_basics(records: Iterable[NormalizedRecord]) -> pa.Table:
+    rows = sorted((_row(r) for r in records if is_usable(r)), key=_sort_key)
+    people = ("experimenters_normalized", "investigators_normalized")
+    mapping = first_name_map(name for row in rows for column in people for name in row[column])
+    if mapping:
+        for row in rows:
+            for column in people:
+                row[column] = apply_name_map(row[column], mapping)
+    return ASSET_BASICS.from_rows(rows)

@@ -1,0 +1,74 @@
+"""platform_fib: fiber photometry layout, one row per (asset, fiber, patch cord, channel)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pyarrow as pa
+
+from biodata_cache_pipeline.records import NormalizedRecord
+from biodata_cache_pipeline.tables.declaration import STRING, Column, TableSpec
+
+PLATFORM_FIB = TableSpec(
+    name="platform_fib",
+    description="Fiber photometry assets: which patch cord and channel recorded which fiber and structure.",
+    type="platform",
+    columns=(
+        Column("asset_name", STRING, "Asset name."),
+        Column("fiber", STRING, "Implanted fiber name, underscores as spaces (Fiber 0)."),
+        Column("patch_cord", STRING, "Patch cord connected to the fiber."),
+        Column("channel", STRING, "Channel name of the patch cord config."),
+        Column("intended_measurement", STRING, "Channel's intended measurement, or 'missing'."),
+        Column("targeted_structure", STRING, "Primary targeted structure acronym of the fiber, or 'missing'."),
+    ),
+)
+
+MISSING = "missing"
+
+
+def fiber_name(name: str) -> str:
+    return name.replace("_", " ")
+
+
+def fib_rows(record: NormalizedRecord) -> list[dict]:
+    structures = {
+        fiber_name(fiber): acronym if acronym and acronym != "root" else MISSING
+        for fiber, acronym in record.probe_implants
+        if fiber
+    }
+    rows = []
+    for stream in record.data_streams:
+        fiber_by_patch_cord = {
+            source: fiber_name(target)
+            for source, target in stream.connections
+            if isinstance(target, str) and fiber_name(target) in structures
+        }
+        for config in stream.patch_cords:
+            fiber = fiber_by_patch_cord.get(config.patch_cord)
+            if fiber is None:
+                continue
+            for channel, measurement in config.channels:
+                if measurement == "None":
+                    continue
+                rows.append(
+                    {
+                        "asset_name": record.name,
+                        "fiber": fiber,
+                        "patch_cord": config.patch_cord,
+                        "channel": channel if isinstance(channel, str) else MISSING,
+                        "intended_measurement": measurement if isinstance(measurement, str) else MISSING,
+                        "targeted_structure": structures[fiber],
+                    }
+                )
+    return rows
+
+
+def build_platform_fib(records: Iterable[NormalizedRecord]) -> pa.Table:
+    rows = [
+        row
+        for record in records
+        if record.name is not None and "fib" in (m.lower() for m in record.modalities)
+        for row in fib_rows(record)
+    ]
+    rows.sort(key=lambda row: (row["asset_name"], row["fiber"], row["patch_cord"], row["channel"]))
+    return PLATFORM_FIB.from_rows(rows)

@@ -1,0 +1,97 @@
+"""foraging_sessions: the dynamic-foraging session table, typed, with normalised trainers."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from biodata_cache_pipeline.names import normalize_name
+from biodata_cache_pipeline.tables.declaration import DOUBLE, INT64, STRING, Column, TableSpec
+
+FORAGING_SESSIONS = TableSpec(
+    name="foraging_sessions",
+    description="Dynamic foraging sessions from aind-dynamic-foraging-database's session table.",
+    type="platform",
+    columns=(
+        Column("subject_id", STRING, "Subject id as a string."),
+        Column("session_date", STRING, "Session date, YYYY-MM-DD."),
+        Column("session", INT64, "Session number for the subject (source column, else rank by date and suffix)."),
+        Column("nwb_suffix", INT64, "Suffix distinguishing sessions of one subject on one day."),
+        Column("rig", STRING, "Rig name."),
+        Column("trainer", STRING, "Trainer as stored."),
+        Column("trainer_normalized", STRING, "Trainer name normalised; empty string when missing."),
+        Column("task", STRING, "Task name."),
+        Column("curriculum_name", STRING, "Curriculum name."),
+        Column("curriculum_version", STRING, "Curriculum version."),
+        Column("current_stage_actual", STRING, "Curriculum stage the session ran in."),
+        Column("foraging_eff", DOUBLE, "Foraging efficiency."),
+        Column("foraging_eff_random_seed", DOUBLE, "Foraging efficiency against the random seed."),
+        Column("finished_trials", INT64, "Number of finished trials."),
+        Column("finished_rate", DOUBLE, "Fraction of trials finished."),
+        Column("total_trials", INT64, "Number of trials."),
+        Column("bias_naive", DOUBLE, "Naive side bias."),
+    ),
+)
+
+# Columns computed here rather than read from the source.
+_DERIVED = {"trainer_normalized"}
+# Columns computed from others when the source lacks them.
+_FALLBACK = {"session"}
+
+
+def _column(source: pa.Table, name: str, type_: pa.DataType, warnings: list[str]) -> pa.ChunkedArray:
+    if name not in source.column_names:
+        if name not in _FALLBACK:
+            warnings.append(f"source lacks column {name}: written as nulls")
+        return pa.chunked_array([pa.nulls(len(source), type_)])
+    column = source[name]
+    if column.type == type_:
+        return column
+    try:
+        return column.cast(type_)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+        warnings.append(f"column {name} ({column.type}) cannot be read as {type_}: written as nulls ({error})")
+        return pa.chunked_array([pa.nulls(len(source), type_)])
+
+
+def _session_rank(subject_ids: list, dates: list, suffixes: list) -> list[int]:
+    """1-based rank of (session_date, nwb_suffix) within each subject."""
+    order = sorted(
+        range(len(subject_ids)),
+        key=lambda i: (subject_ids[i] or "", dates[i] or "", suffixes[i] if suffixes[i] is not None else -1),
+    )
+    ranks = [0] * len(order)
+    previous, rank = object(), 0
+    for i in order:
+        rank = rank + 1 if subject_ids[i] == previous else 1
+        previous = subject_ids[i]
+        ranks[i] = rank
+    return ranks
+
+
+def build_foraging_sessions(source: pa.Table) -> tuple[pa.Table, list[str]]:
+    """The declared table from the source session table, plus warnings about what it lacked."""
+    warnings: list[str] = []
+    columns = {
+        c.name: _column(source, c.name, c.type, warnings) for c in FORAGING_SESSIONS.columns if c.name not in _DERIVED
+    }
+    trainers = columns["trainer"].to_pylist()
+    columns["trainer_normalized"] = pa.chunked_array(
+        [pa.array([normalize_name(t) if t else "" for t in trainers], STRING)]
+    )
+    if "session" not in source.column_names:
+        columns["session"] = pa.chunked_array([pa.array(
+            _session_rank(
+                columns["subject_id"].to_pylist(),
+                columns["session_date"].to_pylist(),
+                columns["nwb_suffix"].to_pylist(),
+            ),
+            INT64,
+        )])
+    table = pa.table({name: columns[name] for name in FORAGING_SESSIONS.column_names})
+    order = pc.sort_indices(
+        table,
+        sort_keys=[("subject_id", "ascending"), ("session_date", "ascending"), ("nwb_suffix", "ascending")],
+        null_placement="at_end",
+    )
+    return FORAGING_SESSIONS.conform(table.take(order).combine_chunks()), warnings

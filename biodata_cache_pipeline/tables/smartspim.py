@@ -1,0 +1,105 @@
+"""assets_smartspim: raw SmartSPIM assets, their latest stitched asset, channels and viewer links."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pyarrow as pa
+
+from biodata_cache_pipeline.records import NormalizedRecord
+from biodata_cache_pipeline.sources.open_data import OpenDataStore
+from biodata_cache_pipeline.tables.declaration import BOOL, STRING, Column, TableSpec
+
+ASSETS_SMARTSPIM = TableSpec(
+    name="assets_smartspim",
+    description="Raw SmartSPIM assets with their latest stitched asset, one row per channel, with Neuroglancer links.",
+    type="platform",
+    columns=(
+        Column("name", STRING, "Latest stitched asset name, or the raw name when unprocessed."),
+        Column("raw_name", STRING, "Raw SmartSPIM asset name."),
+        Column("processed", BOOL, "Whether a stitched asset exists."),
+        Column("institution", STRING, "Institution abbreviation of the stitched asset."),
+        Column("processing_end_time", STRING, "end_date_time of the stitched asset's last data process."),
+        Column("stitched_link", STRING, "Neuroglancer link to the stitched volume."),
+        Column("raw_link", STRING, "ng_link of the raw asset's SPIM/derivatives neuroglancer config."),
+        Column("channel", STRING, "Segmentation channel folder name."),
+        Column("segmentation_link", STRING, "Neuroglancer link to the channel's cell segmentation."),
+        Column("quantification_link", STRING, "Neuroglancer link to the channel's cell quantification."),
+        Column("alignment_link", STRING, "Neuroglancer link to the atlas alignment."),
+    ),
+)
+
+NEUROGLANCER = "https://allen.neuroglass.io/new#!"
+
+
+def is_raw_smartspim(record: NormalizedRecord) -> bool:
+    return (
+        record.data_level == "raw"
+        and any("SPIM" in m for m in record.modalities)
+        and "exa" not in (record.instrument_id or "").lower()
+    )
+
+
+def latest_stitched(source_data: pa.Table) -> dict[str, str]:
+    """raw name -> newest stitched derived name (newest processing_time, ties: larger name)."""
+    best: dict[str, tuple[str, str]] = {}
+    for row in source_data.select(["name", "source_data", "processing_time"]).to_pylist():
+        if "stitched" in row["name"].lower():
+            candidate = (row["processing_time"], row["name"])
+            if candidate > best.get(row["source_data"], ("", "")):
+                best[row["source_data"]] = candidate
+    return {raw: name for raw, (_, name) in best.items()}
+
+
+def raw_link(store: OpenDataStore, raw_location: str | None) -> str | None:
+    config = store.read_json(raw_location, "SPIM", "derivatives", "neuroglancer_config.json")
+    link = config.get("ng_link") if isinstance(config, dict) else None
+    return link if isinstance(link, str) else None
+
+
+def build_assets_smartspim(
+    records: Iterable[NormalizedRecord], source_data: pa.Table, store: OpenDataStore
+) -> pa.Table:
+    stitched_by_raw = latest_stitched(source_data)
+    stitched_names = set(stitched_by_raw.values())
+    raw_assets: list[NormalizedRecord] = []
+    stitched: dict[str, NormalizedRecord] = {}
+    for record in records:
+        if record.name is None:
+            continue
+        if is_raw_smartspim(record):
+            raw_assets.append(record)
+        elif record.name in stitched_names:
+            stitched[record.name] = record
+
+    rows = []
+    for raw in raw_assets:
+        row = dict.fromkeys(ASSETS_SMARTSPIM.column_names)
+        row.update(name=raw.name, raw_name=raw.name, processed=False, raw_link=raw_link(store, raw.location))
+        processed = stitched.get(stitched_by_raw.get(raw.name))
+        if processed is None:
+            rows.append(row)
+            continue
+        base = NEUROGLANCER + (processed.location or "")
+        row.update(
+            name=processed.name,
+            processed=True,
+            institution=processed.institution,
+            processing_end_time=processed.process_times[-1][1] if processed.process_times else None,
+            stitched_link=f"{base}/neuroglancer_config.json",
+            alignment_link=f"{base}/image_atlas_alignment/neuroglancer_config.json",
+        )
+        channels = store.list_dirs(processed.location, "image_cell_segmentation")
+        if not channels:
+            rows.append(row)
+        for channel in channels:
+            rows.append(
+                {
+                    **row,
+                    "channel": channel,
+                    "segmentation_link": f"{base}/image_cell_segmentation/{channel}/visualization/neuroglancer_config.json",
+                    "quantification_link": f"{base}/image_cell_quantification/{channel}/visualization/neuroglancer_config.json",
+                }
+            )
+    rows.sort(key=lambda row: (row["raw_name"], row["channel"] is not None, row["channel"] or ""))
+    return ASSETS_SMARTSPIM.from_rows(rows)

@@ -1,0 +1,48 @@
+"""source_data: one row per (derived asset, source asset) — the lineage table."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+import pyarrow as pa
+
+from biodata_cache_pipeline.records import NormalizedRecord
+from biodata_cache_pipeline.tables.declaration import STRING, Column, TableSpec
+
+SOURCE_DATA = TableSpec(
+    name="source_data",
+    description="Derived assets and the assets they were made from (data_description.source_data).",
+    type="asset",
+    columns=(
+        Column("name", STRING, "Derived asset name."),
+        Column("source_data", STRING, "Name of a source asset; empty string when none is listed."),
+        Column("pipeline_name", STRING, "processing.pipelines[0].name, or empty string."),
+        Column("processing_time", STRING, "YYYY-MM-DD_HH-MM-SS at the end of the name, or empty string."),
+    ),
+)
+
+_PROCESSING_TIME = re.compile(r"(\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2})$")
+
+
+def processing_time(name: str) -> str:
+    match = _PROCESSING_TIME.search(name)
+    return match.group(1) if match else ""
+
+
+def build_source_data(records: Iterable[NormalizedRecord]) -> pa.Table:
+    rows = []
+    for record in records:
+        if record.data_level != "derived" or record.name is None:
+            continue
+        for source in record.source_data or [""]:
+            rows.append(
+                {
+                    "name": record.name,
+                    "source_data": source,
+                    "pipeline_name": record.pipeline_name or "",
+                    "processing_time": processing_time(record.name),
+                }
+            )
+    rows.sort(key=lambda row: (row["name"], row["source_data"]))
+    return SOURCE_DATA.from_rows(rows)
