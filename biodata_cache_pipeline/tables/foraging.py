@@ -90,8 +90,6 @@ def build_foraging_sessions(source: pa.Table) -> tuple[pa.Table, list[str]]:
         )])
     table = pa.table({name: columns[name] for name in FORAGING_SESSIONS.column_names})
     order = pc.sort_indices(
-        table,
-        sort_keys=[("subject_id", "ascending"), ("session_date", "ascending"), ("nwb_suffix", "ascending")],
-        null_placement="at_end",
+        table, sort_keys=[(name, "ascending", "at_end") for name in ("subject_id", "session_date", "nwb_suffix")]
     )
     return FORAGING_SESSIONS.conform(table.take(order).combine_chunks()), warnings

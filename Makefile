@@ -1,0 +1,49 @@
+# biodata-cache: `make run` builds the sample cache, `make test` runs the whole suite.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+SAMPLE_ROOT ?= .biodata-sample
+CACHE_ROOT ?= .biodata-cache
+ASSETS ?= 300
+SEED ?= 0
+
+export DAGSTER_HOME := $(CURDIR)/.dagster_home
+export BIODATA_SAMPLE_ROOT := $(abspath $(SAMPLE_ROOT))
+export BIODATA_CACHE_ROOT := $(abspath $(CACHE_ROOT))
+
+.PHONY: venv run sample test dev clean
+
+venv: $(INSTALLED)
+
+$(INSTALLED): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[pipeline,test]'
+	touch $@
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	ln -sf $(CURDIR)/dagster.yaml $@
+
+# The sample corpus is generated once; `make sample` makes it again (e.g. with ASSETS=1000).
+$(SAMPLE_ROOT)/.complete: | $(INSTALLED)
+	$(MAKE) sample
+
+sample: venv
+	rm -rf $(SAMPLE_ROOT)
+	$(BIN)/biodata-cache-sample --assets $(ASSETS) --seed $(SEED) --out $(SAMPLE_ROOT)
+	touch $(SAMPLE_ROOT)/.complete
+
+run: venv $(DAGSTER_HOME)/dagster.yaml $(SAMPLE_ROOT)/.complete
+	$(BIN)/biodata-cache-pipeline materialize
+
+test: venv
+	$(BIN)/python -m pytest
+
+dev: venv $(DAGSTER_HOME)/dagster.yaml $(SAMPLE_ROOT)/.complete
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1
+
+clean:
+	rm -rf $(SAMPLE_ROOT) $(CACHE_ROOT) $(DAGSTER_HOME)
