@@ -1,0 +1,396 @@
+"""Cache storage: every path, parquet write, registry and version entry of the cache (layout.md).
+
+`CacheStore` owns a cache root, either a local folder or `s3://bucket/prefix`, and reads and
+writes it through one pyarrow filesystem. Writes are atomic for readers: locally a temp file in
+`<root>/.staging/` is renamed over the target (never inside a table folder, where DuckDB's `**`
+glob would pick a crashed leftover up); on S3 each object is one PUT. `cache_versions.json` is
+updated under an exclusive file lock locally and with conditional writes on S3, so concurrent
+registrations never lose an entry.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import random
+import secrets
+import time
+from contextlib import suppress
+from functools import cached_property
+from typing import TYPE_CHECKING
+from urllib.parse import quote, unquote, urlsplit
+
+import boto3
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+from botocore.exceptions import ClientError
+
+from biodata_cache_pipeline.version import version_folder
+
+if TYPE_CHECKING:  # type-only: the tables package imports this module, a runtime import would be circular
+    from biodata_cache_pipeline.tables.declaration import TableSpec
+
+PARTITION_FILE = "data.pqt"
+REGISTRY_FOLDER = "cache_registry"
+REGISTRY_FILE = "cache_registry.json"
+VERSIONS_FILE = "cache_versions.json"
+STAGING_FOLDER = ".staging"
+VERSION_WRITE_ATTEMPTS = 10
+# S3 answers a conditional PUT that lost a race with 412, or 409 while a competing write is in flight.
+RETRYABLE_CONDITIONAL_ERRORS = ("PreconditionFailed", "ConditionalRequestConflict")
+
+
+def filesystem_for(uri: str) -> tuple[pafs.FileSystem, str]:
+    """The pyarrow filesystem and in-filesystem path for a local path or an `s3://` URI.
+
+    S3 settings come from the standard AWS environment: `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`,
+    `AWS_REGION` / `AWS_DEFAULT_REGION` (else the bucket's region is looked up), and credentials
+    from boto3's chain (environment, profile, role); without credentials access is anonymous.
+    """
+    path = _filesystem_path(uri)
+    if _is_s3_uri(uri):
+        return _s3_filesystem(bucket=path.split("/", 1)[0]), path
+    return pafs.LocalFileSystem(), path
+
+
+def encode_partition_value(value: str) -> str:
+    """The path segment for a partition value: `[A-Za-z0-9._-]` verbatim, anything else `%XX`."""
+    if not isinstance(value, str):
+        raise TypeError(f"partition value {value!r} must be a string, got {type(value).__name__}")
+    if value in ("", ".", ".."):
+        raise ValueError(f"partition value {value!r} cannot be stored: empty, '.' and '..' are not valid")
+    return quote(value, safe="")
+
+
+class CacheStore:
+    """Reads and writes one version folder of a cache root; see the module docstring."""
+
+    def __init__(self, root: str, version: str = version_folder(), filesystem: pafs.FileSystem | None = None):
+        if filesystem is None:
+            filesystem, root_path = filesystem_for(root)
+        else:
+            root_path = _filesystem_path(root)
+        expected = pafs.S3FileSystem if _is_s3_uri(root) else pafs.LocalFileSystem
+        if not isinstance(filesystem, expected):
+            raise TypeError(
+                f"cache root {root!r} needs a {expected.__name__}, got {type(filesystem).__name__}"
+            )
+        self.filesystem = filesystem
+        self.version = version
+        self._is_s3 = _is_s3_uri(root)
+        self._root_path = root_path
+        self.root_uri = f"s3://{root_path}" if self._is_s3 else root_path
+
+    # -- paths ---------------------------------------------------------------------------------
+
+    def table_location(self, spec: TableSpec) -> str:
+        """The registry `location`: URI of `<table>.pqt`, or of the partition folder ending in `/`."""
+        if spec.partitioned:
+            return f"{self.root_uri}/{self.version}/{spec.object_name}/"
+        return f"{self.root_uri}/{self.version}/{spec.object_name}.pqt"
+
+    def partition_path(self, spec: TableSpec, value: str) -> str:
+        """Filesystem path of `<folder>/<key>=<encoded value>/data.pqt`."""
+        self._require_partitioned(spec, True)
+        segment = f"{spec.partition_key}={encode_partition_value(value)}"
+        return self._path(spec.object_name, segment, PARTITION_FILE)
+
+    # -- tables --------------------------------------------------------------------------------
+
+    def write_table(self, spec: TableSpec, table: pa.Table) -> None:
+        self._require_partitioned(spec, False)
+        path = self._table_path(spec)
+        self._put(path, _parquet_bytes(self._conform(spec, table, path)))
+
+    def write_partition(self, spec: TableSpec, value: str, table: pa.Table) -> None:
+        path = self.partition_path(spec, value)
+        conformed = self._conform(spec, table, path)
+        if spec.partition_key in conformed.column_names:
+            stray = [v for v in conformed.column(spec.partition_key).unique().to_pylist() if v != value]
+            if stray:
+                raise ValueError(
+                    f"{self._describe(path)}: rows with {spec.partition_key} {stray[:5]!r} "
+                    f"do not belong in partition {value!r}"
+                )
+        self._put(path, _parquet_bytes(conformed))
+
+    def delete_partition(self, spec: TableSpec, value: str) -> None:
+        """Remove a partition's object and its folder; a partition that is already gone is fine."""
+        path = self.partition_path(spec, value)
+        if self._is_s3:
+            # Via boto3: pyarrow's S3 delete leaves empty "folder/" marker objects behind.
+            bucket, key = path.split("/", 1)
+            self._s3_client.delete_object(Bucket=bucket, Key=key)
+            return
+        with suppress(FileNotFoundError):
+            os.remove(path)
+        try:
+            os.rmdir(os.path.dirname(path))
+        except OSError as error:
+            if error.errno not in (errno.ENOENT, errno.ENOTEMPTY):
+                raise
+
+    def list_partitions(self, spec: TableSpec) -> list[str]:
+        """Decoded values of the partitions present on storage, sorted."""
+        self._require_partitioned(spec, True)
+        folder = self._path(spec.object_name)
+        prefix = f"{spec.partition_key}="
+        listing = self.filesystem.get_file_info(pafs.FileSelector(folder, recursive=True, allow_not_found=True))
+        values = []
+        for info in listing:
+            segment, _, name = info.path.removeprefix(f"{folder}/").partition("/")
+            if info.is_file and name == PARTITION_FILE and segment.startswith(prefix):
+                values.append(unquote(segment[len(prefix) :]))
+        return sorted(values)
+
+    def read_table(self, spec: TableSpec) -> pa.Table:
+        self._require_partitioned(spec, False)
+        return self._read_parquet(spec, self._table_path(spec))
+
+    def read_partition(self, spec: TableSpec, value: str) -> pa.Table:
+        return self._read_parquet(spec, self.partition_path(spec, value))
+
+    def table_exists(self, spec: TableSpec) -> bool:
+        """An unpartitioned table's object exists, or a partitioned table has at least one partition."""
+        if spec.partitioned:
+            return bool(self.list_partitions(spec))
+        return self.filesystem.get_file_info(self._table_path(spec)).is_file
+
+    # -- registry and versions -----------------------------------------------------------------
+
+    def publish_metadata(self, spec: TableSpec, build: dict) -> None:
+        """After a successful data write: column sidecar, this table's fragment, merged registry."""
+        fragment = _json_bytes({**spec.registry_entry(self.table_location(spec)), "build": build})
+        self._put(self._path(f"{spec.object_name}.json"), _json_bytes({"columns": spec.column_names}))
+        self._put(self._path(REGISTRY_FOLDER, f"{spec.name}.json"), fragment)
+        self._put(self._path(REGISTRY_FILE), _json_bytes({"tables": self._read_fragments()}))
+
+    def read_registry(self) -> dict:
+        """`{"tables": [...]}` from the fragments sorted by name, else from `cache_registry.json`."""
+        tables = self._read_fragments()
+        if tables:
+            return {"tables": tables}
+        return self._read_json(self._path(REGISTRY_FILE)) or {"tables": []}
+
+    def read_versions(self) -> list[str]:
+        path = self._versions_path
+        data = self._read_bytes(path)
+        return [] if data is None else _parse_versions(data, self._describe(path))
+
+    def register_version(self) -> None:
+        """Append this version folder to `<root>/cache_versions.json` unless already listed."""
+        if self._is_s3:
+            self._register_version_s3()
+        else:
+            self._register_version_local()
+
+    def _register_version_local(self) -> None:
+        os.makedirs(self._root_path, exist_ok=True)
+        with open(f"{self._versions_path}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            versions = self.read_versions()
+            if self.version not in versions:
+                self._put(self._versions_path, _json_bytes([*versions, self.version]))
+
+    def _register_version_s3(self) -> None:
+        bucket, key = self._versions_path.split("/", 1)
+        for attempt in range(VERSION_WRITE_ATTEMPTS):
+            try:
+                current = self._s3_client.get_object(Bucket=bucket, Key=key)
+            except ClientError as error:
+                if _error_code(error) != "NoSuchKey":
+                    raise
+                versions, condition = [], {"IfNoneMatch": "*"}
+            else:
+                versions = _parse_versions(current["Body"].read(), self._describe(self._versions_path))
+                condition = {"IfMatch": current["ETag"]}
+            if self.version in versions:
+                return
+            body = _json_bytes([*versions, self.version])
+            try:
+                self._s3_client.put_object(
+                    Bucket=bucket, Key=key, Body=body, ContentType="application/json", **condition
+                )
+                return
+            except ClientError as error:
+                if _error_code(error) not in RETRYABLE_CONDITIONAL_ERRORS:
+                    raise
+            time.sleep(random.uniform(0, min(1.0, 0.05 * 2**attempt)))
+        raise RuntimeError(
+            f"could not register {self.version} in {self._describe(self._versions_path)}: "
+            f"{VERSION_WRITE_ATTEMPTS} conditional writes lost to concurrent writers"
+        )
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    @property
+    def _versions_path(self) -> str:
+        return f"{self._root_path}/{VERSIONS_FILE}"
+
+    @cached_property
+    def _s3_client(self):
+        region = self.filesystem.region or _env_region()
+        return boto3.client("s3", endpoint_url=_env_endpoint_url(), region_name=region)
+
+    def _path(self, *parts: str) -> str:
+        return "/".join((self._root_path, self.version, *parts))
+
+    def _table_path(self, spec: TableSpec) -> str:
+        return self._path(f"{spec.object_name}.pqt")
+
+    def _describe(self, path: str) -> str:
+        uri = f"s3://{path}" if self._is_s3 else path
+        return f"{uri} (cache root {self.root_uri})"
+
+    def _require_partitioned(self, spec: TableSpec, partitioned: bool) -> None:
+        if spec.partitioned != partitioned:
+            kind = "partitioned" if spec.partitioned else "unpartitioned"
+            raise ValueError(f"table {spec.name} is {kind} (cache root {self.root_uri})")
+
+    def _conform(self, spec: TableSpec, table: pa.Table, path: str) -> pa.Table:
+        try:
+            return spec.conform(table)
+        except ValueError as error:  # SchemaMismatch, re-raised naming the object
+            raise type(error)(f"{error}; object {self._describe(path)}") from error
+
+    def _put(self, path: str, data: bytes) -> None:
+        """Replace the object at `path` atomically for readers."""
+        if self._is_s3:
+            with self.filesystem.open_output_stream(path) as out:
+                out.write(data)
+            return
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        staging = os.path.join(self._root_path, STAGING_FOLDER)
+        os.makedirs(staging, exist_ok=True)
+        temp = os.path.join(staging, f".{os.path.basename(path)}.{secrets.token_hex(8)}.tmp")
+        try:
+            with open(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temp, path)
+        except BaseException:
+            with suppress(FileNotFoundError):
+                os.remove(temp)
+            raise
+
+    def _read_bytes(self, path: str) -> bytes | None:
+        try:
+            with self.filesystem.open_input_stream(path) as source:
+                return source.read()
+        except FileNotFoundError:
+            return None
+
+    def _read_json(self, path: str):
+        data = self._read_bytes(path)
+        if data is None:
+            return None
+        try:
+            return json.loads(data)
+        except ValueError as error:
+            raise ValueError(f"{self._describe(path)} is not valid JSON: {error}") from error
+
+    def _read_fragments(self) -> list[dict]:
+        folder = self._path(REGISTRY_FOLDER)
+        infos = self.filesystem.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
+        fragments = [self._read_json(i.path) for i in infos if i.is_file and i.path.endswith(".json")]
+        return sorted(fragments, key=lambda fragment: fragment["name"])
+
+    def _read_parquet(self, spec: TableSpec, path: str) -> pa.Table:
+        try:
+            with self.filesystem.open_input_file(path) as source:
+                table = pq.read_table(source)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"table {spec.name}: no object at {self._describe(path)}") from None
+        return self._conform(spec, table, path)
+
+
+def _parquet_bytes(table: pa.Table) -> bytes:
+    """Deterministic parquet: zstd, dictionary on non-float leaves, BYTE_STREAM_SPLIT on floats."""
+    leaves = [leaf for field in table.schema for leaf in _leaf_columns(field.name, field.type)]
+    floats = [path for path, leaf_type in leaves if pa.types.is_floating(leaf_type)]
+    sink = pa.BufferOutputStream()
+    pq.write_table(
+        table,
+        sink,
+        compression="zstd",
+        use_dictionary=[path for path, _ in leaves if path not in floats],
+        column_encoding=dict.fromkeys(floats, "BYTE_STREAM_SPLIT"),
+        use_compliant_nested_type=True,
+    )
+    return sink.getvalue().to_pybytes()
+
+
+def _leaf_columns(name: str, arrow_type: pa.DataType) -> list[tuple[str, pa.DataType]]:
+    """Parquet leaf column paths, as `use_dictionary` and `column_encoding` name them.
+
+    A top-level name like `tags` matches nothing for a nested column: the options address leaves,
+    so `list<string>` is `tags.list.element` (with compliant nested types).
+    """
+    if pa.types.is_list(arrow_type):
+        return _leaf_columns(f"{name}.list.element", arrow_type.value_type)
+    if pa.types.is_nested(arrow_type):
+        raise TypeError(f"column {name}: nested type {arrow_type} is not supported by the cache writer")
+    return [(name, arrow_type)]
+
+
+def _parse_versions(data: bytes, described_path: str) -> list[str]:
+    try:
+        versions = json.loads(data)
+    except ValueError as error:
+        raise ValueError(f"{described_path} is not valid JSON ({error}); refusing to overwrite it") from error
+    if not isinstance(versions, list) or not all(isinstance(v, str) for v in versions):
+        raise ValueError(f"{described_path} is not a JSON list of version names; refusing to overwrite it")
+    return versions
+
+
+def _json_bytes(value) -> bytes:
+    return (json.dumps(value, indent=2) + "\n").encode()
+
+
+def _error_code(error: ClientError) -> str | None:
+    return error.response.get("Error", {}).get("Code")
+
+
+def _is_s3_uri(uri: str) -> bool:
+    return uri.startswith("s3://")
+
+
+def _filesystem_path(uri: str) -> str:
+    if _is_s3_uri(uri):
+        path = uri.removeprefix("s3://").strip("/")
+        if not path:
+            raise ValueError(f"cache root {uri!r} names no bucket")
+        return path
+    if "://" in uri:
+        raise ValueError(f"cache root {uri!r}: only local paths and s3:// URIs are supported")
+    return os.path.abspath(os.path.expanduser(uri))
+
+
+def _env_endpoint_url() -> str | None:
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def _env_region() -> str | None:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
+
+
+def _s3_filesystem(bucket: str) -> pafs.S3FileSystem:
+    options = {}
+    endpoint = _env_endpoint_url()
+    if endpoint and "://" in endpoint:
+        parts = urlsplit(endpoint)
+        options.update(endpoint_override=parts.netloc, scheme=parts.scheme)
+    elif endpoint:
+        options.update(endpoint_override=endpoint)
+    region = _env_region() or (None if endpoint else pafs.resolve_s3_region(bucket))
+    credentials = boto3.Session().get_credentials()
+    if credentials is None:
+        options["anonymous"] = True
+    else:
+        frozen = credentials.get_frozen_credentials()
+        options.update(access_key=frozen.access_key, secret_key=frozen.secret_key, session_token=frozen.token)
+    return pafs.S3FileSystem(region=region, **options)
