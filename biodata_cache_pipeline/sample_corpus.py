@@ -210,7 +210,7 @@ PLATFORMS = (
              trainer_state="foraging", in_foraging_table=True),
 )
 SUBJECT_WEIGHTS = {
-    "smartspim": 15, "exaspim": 5, "slap2": 6, "ecephys": 10, "pophys": 8,
+    "smartspim": 30, "exaspim": 5, "slap2": 6, "ecephys": 10, "pophys": 8,
     "fib": 8, "fib_foraging": 7, "vr_foraging": 12, "dynamic_foraging": 28,
 }
 

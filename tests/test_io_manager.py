@@ -1,0 +1,113 @@
+"""The IO manager through real Dagster runs: partition paths, encoding, removal, registry, versions."""
+
+import json
+from pathlib import Path
+
+import pyarrow.dataset as ds
+import pyarrow as pa
+import pytest
+from dagster import AssetKey, DagsterInstance, asset, materialize
+
+from biodata_cache_pipeline.assets import ALL_ASSETS, SUBJECT_PARTITIONS
+from biodata_cache_pipeline.io_manager import CacheIOManager
+from biodata_cache_pipeline.resources import LocalRecordsResource
+from biodata_cache_pipeline.version import version_folder
+
+VERSION = version_folder()
+UNUSUAL_SUBJECTS = ["828418", "007", "a/b c", "50%,ü"]
+
+
+def write_record(root: Path, name: str, subject_id: str, metrics: int) -> None:
+    record = {
+        "_id": f"id-{name}",
+        "name": name,
+        "subject": {"subject_id": subject_id},
+        "acquisition": {"acquisition_start_time": "2025-01-02T03:04:05Z"},
+        "quality_control": {
+            "metrics": [
+                {"name": f"m{i}", "stage": "Raw data", "value": i, "status_history": [{"status": "Pass"}]}
+                for i in range(metrics)
+            ]
+        },
+    }
+    (root / name).mkdir(parents=True)
+    (root / name / "metadata.nd.json").write_text(json.dumps(record))
+
+
+@pytest.fixture()
+def run_qc(tmp_path):
+    samples, cache = tmp_path / "samples", tmp_path / "cache"
+    for i, subject in enumerate(UNUSUAL_SUBJECTS):
+        write_record(samples, f"asset{i}_2025-01-02_03-04-05", subject, metrics=i)
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(SUBJECT_PARTITIONS.name, UNUSUAL_SUBJECTS)
+    resources = {
+        "records": LocalRecordsResource(root=str(samples)),
+        "cache_io_manager": CacheIOManager(root=str(cache)),
+    }
+
+    def run(*subjects: str):
+        return materialize(
+            [a for a in ALL_ASSETS if a.key == AssetKey("quality_control")],
+            instance=instance,
+            resources=resources,
+            tags={"dagster/asset_partition_range_start": subjects[0], "dagster/asset_partition_range_end": subjects[-1]},
+        )
+
+    return run, samples, cache / VERSION
+
+
+def test_one_run_writes_every_partition_with_encoded_paths(run_qc):
+    run, _, version = run_qc
+    assert run(UNUSUAL_SUBJECTS[0], UNUSUAL_SUBJECTS[-1]).success
+    folders = sorted(p.name for p in (version / "qc").iterdir())
+    assert folders == sorted(["subject_id=828418", "subject_id=007", "subject_id=a%2Fb%20c", "subject_id=50%25%2C%C3%BC"])
+    dataset = ds.dataset(
+        version / "qc", partitioning=ds.partitioning(pa.schema([("subject_id", pa.string())]), flavor="hive")
+    )
+    rows = dataset.to_table(columns=["subject_id", "name"]).to_pylist()
+    assert sorted({r["subject_id"] for r in rows}) == sorted(s for i, s in enumerate(UNUSUAL_SUBJECTS) if i > 0)
+    assert len(rows) == sum(range(len(UNUSUAL_SUBJECTS)))
+    assert (version / "qc" / "subject_id=828418" / "data.pqt").is_file(), "no metrics still gives a zero-row file"
+
+
+def test_registry_and_versions_follow_the_write(run_qc):
+    run, _, version = run_qc
+    run(UNUSUAL_SUBJECTS[0], UNUSUAL_SUBJECTS[-1])
+    fragment = json.loads((version / "cache_registry" / "quality_control.json").read_text())
+    assert fragment["location"] == f"{version}/qc/"
+    assert fragment["build"]["partitions"] == len(UNUSUAL_SUBJECTS)
+    assert fragment["build"]["row_count"] == sum(range(len(UNUSUAL_SUBJECTS)))
+    assert json.loads((version.parent / "cache_versions.json").read_text()) == [VERSION]
+
+
+def test_a_subject_without_records_loses_its_partition(run_qc):
+    run, samples, version = run_qc
+    run(UNUSUAL_SUBJECTS[0], UNUSUAL_SUBJECTS[-1])
+    gone = samples / "asset2_2025-01-02_03-04-05"
+    (gone / "metadata.nd.json").unlink()
+    gone.rmdir()
+
+    assert run("a/b c").success
+
+    assert not (version / "qc" / "subject_id=a%2Fb%20c").exists()
+    assert (version / "qc" / "subject_id=007" / "data.pqt").is_file()
+
+
+def test_an_asset_returning_the_wrong_partitions_fails_and_writes_nothing(tmp_path):
+    @asset(name="quality_control", partitions_def=SUBJECT_PARTITIONS, io_manager_key="cache_io_manager")
+    def wrong_partitions():
+        return {"not-asked-for": pa.table({})}
+
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(SUBJECT_PARTITIONS.name, ["1"])
+    result = materialize(
+        [wrong_partitions],
+        instance=instance,
+        partition_key="1",
+        resources={"cache_io_manager": CacheIOManager(root=str(tmp_path))},
+        raise_on_error=False,
+    )
+    assert not result.success
+    assert not (tmp_path / VERSION / "qc").exists()
+    assert not (tmp_path / VERSION / "cache_registry").exists()
