@@ -184,10 +184,6 @@ def _names_of(reader: _Reader, path: str, value: Any, key: str) -> list[str]:
     return result
 
 
-def _string_or_none(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
 def parse_utc(value: str | None) -> datetime | None:
     """An ISO date or time as an aware UTC datetime; a naive time is UTC; None if unparsable."""
     if not isinstance(value, str) or not value:
@@ -216,14 +212,14 @@ def _qc_metrics(r: _Reader, qc: Any) -> list[QcMetric]:
             modality = modality.get("abbreviation")
         return QcMetric(
             name=r.typed(f"{path}.name", m.get("name"), str, "string"),
-            modality=_string_or_none(modality),
-            stage=_string_or_none(stage),
+            modality=r.typed(f"{path}.modality", modality, str, "string or object with abbreviation"),
+            stage=r.typed(f"{path}.stage", stage, str, "string"),
             value=m.get("value"),
             status=r.typed(f"{path}.status_history[-1].status", history[-1].get("status"), str, "string")
             if history
             else None,
-            tags=tags if isinstance(tags, (dict, list)) else None,
-            object_type=_string_or_none(m.get("object_type")),
+            tags=r.typed(f"{path}.tags", tags, (dict, list), "object or list"),
+            object_type=r.typed(f"{path}.object_type", m.get("object_type"), str, "string"),
         )
 
     if qc.get("metrics") is not None or qc.get("evaluations") is None:
@@ -249,15 +245,24 @@ def _data_streams(r: _Reader) -> list[DataStream]:
     for stream in r.objects("acquisition.data_streams"):
         label = "acquisition.data_streams[]"
         connections = tuple(
-            (c.get("source_device"), c.get("target_device"))
+            (
+                r.typed(f"{label}.connections[].source_device", c.get("source_device"), str, "string"),
+                r.typed(f"{label}.connections[].target_device", c.get("target_device"), str, "string"),
+            )
             for c in r.objects("connections", stream, f"{label}.connections")
         )
+        channels_label = f"{label}.configurations[].channels"
         patch_cords = tuple(
             PatchCordConfig(
-                patch_cord=config.get("device_name"),
+                patch_cord=r.typed(f"{label}.configurations[].device_name", config.get("device_name"), str, "string"),
                 channels=tuple(
-                    (ch.get("channel_name"), ch.get("intended_measurement"))
-                    for ch in r.objects("channels", config, f"{label}.configurations[].channels")
+                    (
+                        r.typed(f"{channels_label}[].channel_name", ch.get("channel_name"), str, "string"),
+                        r.typed(
+                            f"{channels_label}[].intended_measurement", ch.get("intended_measurement"), str, "string"
+                        ),
+                    )
+                    for ch in r.objects("channels", config, channels_label)
                 ),
             )
             for config in r.objects("configurations", stream, f"{label}.configurations")
@@ -273,9 +278,15 @@ def _probe_implants(r: _Reader) -> list[tuple[str | None, str | None]]:
         for procedure in r.objects("procedures", subject_procedure, "procedures.subject_procedures[].procedures"):
             if procedure.get("object_type") != "Probe implant":
                 continue
+            label = "procedures.subject_procedures[].procedures[]"
             fiber = r.get("implanted_device.name", procedure)
             acronym = r.get("device_config.primary_targeted_structure.acronym", procedure)
-            implants.append((_string_or_none(fiber), _string_or_none(acronym)))
+            implants.append(
+                (
+                    r.typed(f"{label}.implanted_device.name", fiber, str, "string"),
+                    r.typed(f"{label}.device_config.primary_targeted_structure.acronym", acronym, str, "string"),
+                )
+            )
     return implants
 
 
@@ -319,7 +330,9 @@ def normalize_record(raw: Any) -> NormalizedRecord:
     record.acquisition_end_time = r.string(
         "acquisition.acquisition_end_time", "session.session_end_time", "acquisition.session_end_time"
     )
-    record.acquisition_type = r.string("acquisition.acquisition_type", "session.session_type")
+    record.acquisition_type = r.string(
+        "acquisition.acquisition_type", "session.session_type", "acquisition.session_type"
+    )
     record.instrument_id = r.string("acquisition.instrument_id", "session.rig_id", "rig.rig_id")
     experimenters = r.first(
         "acquisition.experimenters", "session.experimenter_full_name", "acquisition.experimenter_full_name"
@@ -329,14 +342,20 @@ def normalize_record(raw: Any) -> NormalizedRecord:
 
     identifiers = r.first("other_identifiers", "external_links")
     identifiers = r.typed("other_identifiers", identifiers, dict, "object")
-    if identifiers and identifiers.get("Code Ocean") is not None:
-        record.code_ocean = _names_of(r, "other_identifiers.Code Ocean", identifiers["Code Ocean"], "id")
+    code_ocean = identifiers.get("Code Ocean") if identifiers else None
+    if isinstance(code_ocean, (list, str)):
+        record.code_ocean = _names_of(r, "other_identifiers.Code Ocean", code_ocean, "id")
+    elif code_ocean is not None:
+        r._wrong("other_identifiers.Code Ocean", "list", code_ocean)
 
     processes_path = "processing.data_processes"
     if r.get(processes_path) is None:
         processes_path = "processing.processing_pipeline.data_processes"
     record.process_times = [
-        (_string_or_none(p.get("start_date_time")), _string_or_none(p.get("end_date_time")))
+        (
+            r.typed(f"{processes_path}[].start_date_time", p.get("start_date_time"), str, "string"),
+            r.typed(f"{processes_path}[].end_date_time", p.get("end_date_time"), str, "string"),
+        )
         for p in r.objects(processes_path)
     ]
     pipelines = r.objects("processing.pipelines")
@@ -349,7 +368,9 @@ def normalize_record(raw: Any) -> NormalizedRecord:
         record.has_qc = True
         record.qc_metrics = _qc_metrics(r, qc)
         status = r.typed("quality_control.status", qc.get("status"), dict, "object") or {}
-        record.qc_status = {k: v for k, v in status.items() if isinstance(v, str)}
+        record.qc_status = {
+            k: v for k, v in status.items() if r.typed(f"quality_control.status.{k}", v, str, "string") is not None
+        }
     return record
 
 

@@ -41,7 +41,7 @@ def fib_rows(record: NormalizedRecord) -> list[dict]:
         fiber_by_patch_cord = {
             source: fiber_name(target)
             for source, target in stream.connections
-            if isinstance(target, str) and fiber_name(target) in structures
+            if isinstance(source, str) and isinstance(target, str) and fiber_name(target) in structures
         }
         for config in stream.patch_cords:
             fiber = fiber_by_patch_cord.get(config.patch_cord)
