@@ -20,7 +20,7 @@ venv: $(INSTALLED)
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[pipeline,test]'
+	$(BIN)/python -m pip install --quiet -e '.[pipeline,postgres,test]'
 	touch $@
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
@@ -39,7 +39,9 @@ sample: venv
 run: venv $(DAGSTER_HOME)/dagster.yaml $(SAMPLE_ROOT)/.complete
 	$(BIN)/biodata-cache-pipeline materialize
 
+# tests/test_daemon.py also runs the Dagster daemon on Postgres: install a server if there is none.
 test: venv
+	.ci/install-postgres-server
 	$(BIN)/python -m pytest
 
 dev: venv $(DAGSTER_HOME)/dagster.yaml $(SAMPLE_ROOT)/.complete

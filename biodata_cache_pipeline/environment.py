@@ -1,11 +1,26 @@
 """Environment selection in one place: which resources the pipeline runs with.
 
-The embedded default reads a local sample folder (made by `biodata-cache-sample`) and writes a
-local cache folder, so the whole pipeline runs on a fresh machine without credentials.
-Environment variables:
-- `BIODATA_SAMPLE_ROOT`: folder of data-asset folders, also the open-data store (default `.biodata-sample`)
-- `BIODATA_FORAGING_SESSIONS`: session table parquet (default `<sample root>/_foraging/session_table.parquet`)
-- `BIODATA_CACHE_ROOT`: cache root, a local folder or `s3://bucket/prefix` (default `.biodata-cache`)
+`BIODATA_CACHE_ENV` picks the resource set (`pipeline_resources()`):
+- `local` (default, the embedded default): records and open-data files from a local sample
+  folder (made by `biodata-cache-sample`), the foraging table inside it, a local cache folder;
+  runs on a fresh machine without credentials.
+- `prod`: records from DocDB through aind-data-access-api, files from `s3://aind-open-data`
+  (anonymous), the foraging session table at aind-dynamic-foraging-database's `SESSION_DB`, the
+  cache on `s3://allen-data-views/data-asset-cache`. S3 endpoint, region and credentials come
+  from the standard AWS environment (`AWS_ENDPOINT_URL`, `AWS_REGION`, boto3's credential chain).
+
+Per-resource overrides, in either environment:
+- `BIODATA_SAMPLE_ROOT`: the local records folder (local only; default `.biodata-sample`)
+- `BIODATA_OPEN_DATA_ROOT`: the open-data store (default: the sample folder / `s3://aind-open-data`)
+- `BIODATA_FORAGING_SESSIONS`: the session table (default `<sample root>/_foraging/session_table.parquet` / `SESSION_DB`)
+- `BIODATA_CACHE_ROOT`: the cache root (default `.biodata-cache` / `s3://allen-data-views/data-asset-cache`)
+- DocDB (prod), as Dagster `EnvVar`s resolved at run time: `BIODATA_DOCDB_HOST`, `BIODATA_DOCDB_DATABASE`,
+  `BIODATA_DOCDB_COLLECTION`, `BIODATA_DOCDB_VERSION`, `BIODATA_DOCDB_PAGE_SIZE`, `BIODATA_DOCDB_BATCH_SIZE`,
+  `BIODATA_DOCDB_RETRY_ATTEMPTS`, `BIODATA_DOCDB_LOOPBACK_PORT` (tests and demos: the DocDB stand-in);
+  `BIODATA_DOCDB_RETRY_DELAY` (seconds, read when the definitions load).
+
+Every resource's description (shown by `dagster dev`) names the active environment and where it
+reads or writes.
 """
 
 from __future__ import annotations
@@ -13,12 +28,38 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from biodata_cache_pipeline.io_manager import CacheIOManager
-from biodata_cache_pipeline.resources import ForagingSessionsResource, LocalRecordsResource, OpenDataResource
+from aind_dynamic_foraging_database import SESSION_DB
+from dagster import EnvVar
 
+from biodata_cache_pipeline.io_manager import CacheIOManager
+from biodata_cache_pipeline.resources import (
+    DocDbRecordsResource,
+    ForagingSessionsResource,
+    LocalRecordsResource,
+    OpenDataResource,
+)
+from biodata_cache_pipeline.sources import docdb
+
+ENVIRONMENTS = ("local", "prod")
 DEFAULT_SAMPLE_ROOT = ".biodata-sample"
 DEFAULT_CACHE_ROOT = ".biodata-cache"
 FORAGING_TABLE = "_foraging/session_table.parquet"
+PROD_OPEN_DATA_ROOT = "s3://aind-open-data"
+PROD_CACHE_ROOT = "s3://allen-data-views/data-asset-cache"
+PROD_FORAGING_SESSIONS = SESSION_DB
+# DocDbRecordsResource field -> (environment variable, default); int fields are read as ints.
+DOCDB_SETTINGS = {
+    "host": ("BIODATA_DOCDB_HOST", docdb.DEFAULT_HOST),
+    "database": ("BIODATA_DOCDB_DATABASE", docdb.DEFAULT_DATABASE),
+    "collection": ("BIODATA_DOCDB_COLLECTION", docdb.DEFAULT_COLLECTION),
+    "version": ("BIODATA_DOCDB_VERSION", docdb.DEFAULT_VERSION),
+    "page_size": ("BIODATA_DOCDB_PAGE_SIZE", docdb.DEFAULT_PAGE_SIZE),
+    "batch_size": ("BIODATA_DOCDB_BATCH_SIZE", docdb.DEFAULT_BATCH_SIZE),
+    "retry_attempts": ("BIODATA_DOCDB_RETRY_ATTEMPTS", 5),
+    "loopback_port": ("BIODATA_DOCDB_LOOPBACK_PORT", None),
+}
+DOCDB_RETRY_DELAY = "BIODATA_DOCDB_RETRY_DELAY"
+_INT_FIELDS = ("page_size", "batch_size", "retry_attempts", "loopback_port")
 
 
 def _absolute(location: str) -> str:
@@ -26,20 +67,73 @@ def _absolute(location: str) -> str:
     return location if "://" in location else str(Path(location).resolve())
 
 
+def environment() -> str:
+    """The active environment: `BIODATA_CACHE_ENV`, `local` when unset."""
+    name = os.environ.get("BIODATA_CACHE_ENV", "").strip() or "local"
+    if name not in ENVIRONMENTS:
+        raise ValueError(f"BIODATA_CACHE_ENV={name!r} is not a known environment; use one of {', '.join(ENVIRONMENTS)}")
+    return name
+
+
 def sample_root() -> str:
     return _absolute(os.environ.get("BIODATA_SAMPLE_ROOT", DEFAULT_SAMPLE_ROOT))
 
 
+def _setting(name: str, default: str) -> str:
+    return _absolute(os.environ.get(name) or default)
+
+
 def cache_root() -> str:
-    return _absolute(os.environ.get("BIODATA_CACHE_ROOT", DEFAULT_CACHE_ROOT))
+    return _setting("BIODATA_CACHE_ROOT", PROD_CACHE_ROOT if environment() == "prod" else DEFAULT_CACHE_ROOT)
 
 
-def local_resources() -> dict:
-    samples = sample_root()
-    foraging = os.environ.get("BIODATA_FORAGING_SESSIONS", f"{samples}/{FORAGING_TABLE}")
+def docdb_records() -> DocDbRecordsResource:
+    """The DocDB resource: each setting an `EnvVar` when its variable is set, else the default."""
+    config = {}
+    for field, (variable, default) in DOCDB_SETTINGS.items():
+        if variable in os.environ:
+            config[field] = EnvVar.int(variable) if field in _INT_FIELDS else EnvVar(variable)
+        elif default is not None:
+            config[field] = default
+    delay = os.environ.get(DOCDB_RETRY_DELAY)
+    if delay:
+        try:
+            config["retry_delay"] = float(delay)
+        except ValueError:
+            raise ValueError(f"{DOCDB_RETRY_DELAY}={delay!r} is not a number of seconds") from None
+    return DocDbRecordsResource(**config)
+
+
+def _docdb_description() -> str:
+    value = {field: os.environ.get(variable, default) for field, (variable, default) in DOCDB_SETTINGS.items()}
+    url = f"https://{value['host']}/{value['version']}/{value['database']}/{value['collection']}"
+    text = f"metadata records from DocDB {url}"
+    if value["loopback_port"]:
+        text += f", served by the DocDB stand-in on 127.0.0.1:{value['loopback_port']}"
+    return text
+
+
+def _described(resource, text: str):
+    """`resource` with `text` as its description: Dagster shows a resource's `__doc__` in the UI."""
+    object.__setattr__(resource, "__doc__", f"[BIODATA_CACHE_ENV={environment()}] {text}")
+    return resource
+
+
+def pipeline_resources() -> dict:
+    """The resources of the active environment, with the per-resource overrides applied."""
+    if environment() == "prod":
+        records = _described(docdb_records(), _docdb_description())
+        open_data = _setting("BIODATA_OPEN_DATA_ROOT", PROD_OPEN_DATA_ROOT)
+        sessions = _setting("BIODATA_FORAGING_SESSIONS", PROD_FORAGING_SESSIONS)
+    else:
+        samples = sample_root()
+        records = _described(LocalRecordsResource(root=samples), f"metadata records from the asset folders in {samples}")
+        open_data = _setting("BIODATA_OPEN_DATA_ROOT", samples)
+        sessions = _setting("BIODATA_FORAGING_SESSIONS", f"{samples}/{FORAGING_TABLE}")
+    cache = cache_root()
     return {
-        "records": LocalRecordsResource(root=samples),
-        "open_data": OpenDataResource(root=samples),
-        "sessions": ForagingSessionsResource(path=_absolute(foraging)),
-        "cache_io_manager": CacheIOManager(root=cache_root()),
+        "records": records,
+        "open_data": _described(OpenDataResource(root=open_data), f"files inside asset folders, read from {open_data}"),
+        "sessions": _described(ForagingSessionsResource(path=sessions), f"foraging session table, read from {sessions}"),
+        "cache_io_manager": _described(CacheIOManager(root=cache), f"cache tables written to {cache}"),
     }

@@ -1,34 +1,64 @@
 """The one IO manager: every cache path and every write goes through it (via `CacheStore`).
 
-Assets return Arrow tables (partitioned assets: a dict partition key -> table, or None to
-remove that partition). After the data is written the IO manager publishes the column sidecar,
-the registry fragment with its build manifest, and registers the version folder.
+Assets return Arrow tables; partitioned assets return a dict partition key -> table (None removes
+that partition) or a `PartitionedBuild`, which adds the fingerprint of each partition's input.
+Before anything is written, the publish guard compares the table's new row count with the
+published one (see `publish_guard.py`). After the data is written the IO manager records the
+per-partition build state, publishes the column sidecar and the registry fragment with its build
+manifest, and registers the version folder.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import pyarrow as pa
 from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
 from pydantic import Field
 
+from biodata_cache_pipeline.publish_guard import DEFAULT_MAX_ROW_DROP_FRACTION, PublishRefused, publish_refusal
 from biodata_cache_pipeline.storage import CacheStore
 from biodata_cache_pipeline.tables import TABLES
 from biodata_cache_pipeline.tables.declaration import TableSpec
 from biodata_cache_pipeline.version import PIPELINE_VERSION
 
 SOURCE_METADATA_KEY = "source"
+IO_MANAGER_KEY = "cache_io_manager"
+
+
+@dataclass(frozen=True)
+class PartitionedBuild:
+    """A partitioned asset's output: a table per requested partition (None removes it) and,
+    optionally, the fingerprint of the input each partition was built from."""
+
+    tables: Mapping[str, pa.Table | None]
+    fingerprints: Mapping[str, str | None] = field(default_factory=dict)
 
 
 def _metadata_value(value):
     return getattr(value, "value", value)
 
 
+def _total_rows(state: Mapping[str, dict]) -> int:
+    return sum(entry["rows"] for entry in state.values())
+
+
 class CacheIOManager(ConfigurableIOManager):
     """Writes cache tables as versioned parquet under `root` (a local folder or s3:// URI)."""
 
     root: str = Field(description="Cache root: a local folder or s3://bucket/prefix.")
+    max_row_drop_fraction: float = Field(
+        default=DEFAULT_MAX_ROW_DROP_FRACTION,
+        ge=0,
+        le=1,
+        description="Refuse to publish a build whose table has this fraction fewer rows than the published one.",
+    )
+    force_publish: bool = Field(
+        default=False, description="Publish even when the publish guard refuses (a deliberate large drop)."
+    )
 
     def store(self) -> CacheStore:
         return CacheStore(self.root)
@@ -37,25 +67,104 @@ class CacheIOManager(ConfigurableIOManager):
     def spec_for(asset_key) -> TableSpec:
         return TABLES[asset_key.path[-1]]
 
-    def read_published(self, spec: TableSpec) -> pa.Table | None:
-        """The currently published unpartitioned table, or None if there is none yet."""
+    def read_published(self, spec: TableSpec, columns: list[str] | None = None) -> pa.Table | None:
+        """The currently published unpartitioned table (or some columns), None if there is none yet."""
         store = self.store()
-        return store.read_table(spec) if store.table_exists(spec) else None
+        if not store.table_exists(spec):
+            return None
+        return store.read_table(spec) if columns is None else store.read_columns(spec, columns)
+
+    def force_publish_run_config(self) -> dict:
+        """Run config that publishes despite the guard (resource config is replaced as a whole)."""
+        return {"resources": {IO_MANAGER_KEY: {"config": {**self.model_dump(), "force_publish": True}}}}
 
     def handle_output(self, context: OutputContext, obj) -> None:
         spec = self.spec_for(context.asset_key)
         store = self.store()
         if spec.partitioned:
-            row_count = self._write_partitions(context, store, spec, obj)
-            partitions = len(store.list_partitions(spec))
+            row_count, partitions, written = self._write_partitions(context, store, spec, obj)
         else:
-            if not isinstance(obj, pa.Table):
-                raise TypeError(f"asset {spec.name} returned {type(obj).__name__}, expected a pyarrow Table")
-            store.write_table(spec, obj)
-            row_count, partitions = obj.num_rows, None
+            row_count, partitions, written = self._write_table(store, spec, obj), None, None
+        self._publish(store, spec, _metadata_value(context.output_metadata.get(SOURCE_METADATA_KEY)), row_count, partitions)
+        url = store.table_url(spec)
+        metadata = {
+            "dagster/row_count": row_count,
+            "dagster/uri": store.table_location(spec),
+            "location": MetadataValue.url(url) if url else store.table_location(spec),
+        }
+        if partitions is not None:
+            metadata.update(partitions=partitions, rows_written=written)
+        context.add_output_metadata(metadata)
+
+    def remove_partitions(self, spec: TableSpec, keys: Iterable[str]) -> list[str]:
+        """Delete partitions (data and build state) outside a run; return the ones that existed."""
+        store = self.store()
+        state = store.read_partition_state(spec)
+        stored = set(store.list_partitions(spec))
+        removed = sorted(key for key in set(keys) if key in state or key in stored)
+        if not removed:
+            return []
+        for key in removed:
+            if key in stored:
+                store.delete_partition(spec, key)
+        remaining = {key: entry for key, entry in state.items() if key not in removed}
+        store.write_partition_state(spec, remaining)
+        previous = next((t for t in store.read_registry()["tables"] if t["name"] == spec.name), {})
+        self._publish(store, spec, previous.get("build", {}).get("source"), _total_rows(remaining), len(remaining))
+        return removed
+
+    def _guard(self, store: CacheStore, spec: TableSpec, published_rows: int | None, new_rows: int) -> None:
+        refusal = publish_refusal(spec.name, published_rows, new_rows, self.max_row_drop_fraction)
+        if refusal is None or self.force_publish:
+            return
+        raise PublishRefused(
+            f"refusing to publish {refusal}. The published table at {store.table_location(spec)} is unchanged. "
+            f"If the drop is expected, run again with `biodata-cache-pipeline materialize --force-publish`, or "
+            f"launch with the run config {json.dumps(self.force_publish_run_config())}."
+        )
+
+    def _write_table(self, store: CacheStore, spec: TableSpec, table) -> int:
+        if not isinstance(table, pa.Table):
+            raise TypeError(f"asset {spec.name} returned {type(table).__name__}, expected a pyarrow Table")
+        published = store.read_parquet_metadata(spec)
+        self._guard(store, spec, None if published is None else published.num_rows, table.num_rows)
+        store.write_table(spec, table)
+        return table.num_rows
+
+    def _write_partitions(self, context: OutputContext, store: CacheStore, spec: TableSpec, obj) -> tuple[int, int, int]:
+        """Write (or remove, for None) every requested partition; return total rows, partitions, rows written."""
+        if isinstance(obj, dict):
+            obj = PartitionedBuild(obj)
+        if not isinstance(obj, PartitionedBuild):
+            raise TypeError(f"asset {spec.name} returned {type(obj).__name__}, expected a dict of partitions")
+        requested = set(context.asset_partition_keys)
+        if set(obj.tables) != requested:
+            raise ValueError(
+                f"asset {spec.name} returned partitions {sorted(obj.tables)[:5]}... "
+                f"but the run asked for {sorted(requested)[:5]}..."
+            )
+        state = store.read_partition_state(spec)
+        updated = {key: entry for key, entry in state.items() if key not in obj.tables}
+        for key, table in obj.tables.items():
+            if table is not None:
+                updated[key] = {"rows": table.num_rows, "fingerprint": obj.fingerprints.get(key)}
+        self._guard(store, spec, _total_rows(state) if state else None, _total_rows(updated))
+        written = 0
+        for key in sorted(obj.tables):
+            table = obj.tables[key]
+            if table is None:
+                store.delete_partition(spec, key)
+            else:
+                store.write_partition(spec, key, table)
+                written += table.num_rows
+        store.write_partition_state(spec, updated)
+        return _total_rows(updated), len(updated), written
+
+    @staticmethod
+    def _publish(store: CacheStore, spec: TableSpec, source, row_count: int, partitions: int | None) -> None:
         build = {
             "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "source": _metadata_value(context.output_metadata.get(SOURCE_METADATA_KEY)),
+            "source": source,
             "row_count": row_count,
             "pipeline_version": PIPELINE_VERSION,
         }
@@ -63,34 +172,6 @@ class CacheIOManager(ConfigurableIOManager):
             build["partitions"] = partitions
         store.publish_metadata(spec, build)
         store.register_version()
-        metadata = {
-            "dagster/row_count": row_count,
-            "location": MetadataValue.url(store.table_location(spec)),
-        }
-        if partitions is not None:
-            metadata["partitions_on_storage"] = partitions
-        context.add_output_metadata(metadata)
-
-    @staticmethod
-    def _write_partitions(context: OutputContext, store: CacheStore, spec: TableSpec, tables) -> int:
-        """Write (or remove, for None) every requested partition; return the rows written."""
-        if not isinstance(tables, dict):
-            raise TypeError(f"asset {spec.name} returned {type(tables).__name__}, expected a dict of partitions")
-        requested = set(context.asset_partition_keys)
-        if set(tables) != requested:
-            raise ValueError(
-                f"asset {spec.name} returned partitions {sorted(tables)[:5]}... "
-                f"but the run asked for {sorted(requested)[:5]}..."
-            )
-        rows = 0
-        for key in sorted(tables):
-            table = tables[key]
-            if table is None:
-                store.delete_partition(spec, key)
-            else:
-                store.write_partition(spec, key, table)
-                rows += table.num_rows
-        return rows
 
     def load_input(self, context: InputContext) -> pa.Table:
         spec = self.spec_for(context.asset_key)

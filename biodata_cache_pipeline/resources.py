@@ -6,21 +6,53 @@ code runs whatever implementation is plugged in.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from abc import abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from aind_data_access_api.document_db import MetadataDbClient
 from dagster import ConfigurableResource
 from pydantic import Field
 
 from biodata_cache_pipeline.records import NormalizedRecord
+from biodata_cache_pipeline.sources import docdb
 from biodata_cache_pipeline.sources.local_folder import LocalFolderRecords
 from biodata_cache_pipeline.sources.open_data import OpenDataStore
 from biodata_cache_pipeline.storage import filesystem_for
 
 
-class LocalRecordsResource(ConfigurableResource):
-    """Metadata records read from a folder of data-asset folders (the embedded default)."""
+class RecordsResource(ConfigurableResource):
+    """Metadata records, normalised; `source` names where they come from (the build manifest).
+
+    `fields` are the dotted record paths a caller reads (1.x fallbacks included): a remote
+    source fetches only those, a local one may read whole records.
+    """
+
+    @property
+    @abstractmethod
+    def source(self) -> str: ...
+
+    @abstractmethod
+    def records(self, fields: Sequence[str] | None = None) -> Iterator[NormalizedRecord]:
+        """Every record."""
+
+    def records_named(self, names: Iterable[str], fields: Sequence[str] | None = None) -> Iterator[NormalizedRecord]:
+        """The records whose `name` is one of `names`."""
+        wanted = set(names)
+        return (record for record in self.records(fields) if record.name in wanted)
+
+    def distinct(self, attribute: str, fields: Sequence[str]) -> list:
+        """Sorted distinct non-null values of `NormalizedRecord.<attribute>`, read from `fields`."""
+        values = {getattr(record, attribute) for record in self.records(fields)}
+        return sorted(v for v in values if v is not None)
+
+
+class LocalRecordsResource(RecordsResource):
+    """Metadata records read from a folder of data-asset folders (the embedded default).
+
+    Reads whole records: `fields` only matters to remote sources.
+    """
 
     root: str = Field(description="Folder (or s3:// prefix) holding one folder per data asset.")
 
@@ -28,8 +60,59 @@ class LocalRecordsResource(ConfigurableResource):
     def source(self) -> str:
         return self.root
 
-    def records(self) -> Iterator[NormalizedRecord]:
+    def records(self, fields: Sequence[str] | None = None) -> Iterator[NormalizedRecord]:
         return LocalFolderRecords(self.root).records()
+
+
+class DocDbRecordsResource(RecordsResource):
+    """Metadata records from DocDB through aind-data-access-api's MetadataDbClient (production).
+
+    Projections, `_id`-sorted paging, `$in` batches of names, an aggregation for distinct values;
+    connection errors, timeouts, 429 and 5xx are retried with exponential backoff, and a
+    persistent failure fails the asset (nothing is published).
+    """
+
+    host: str = Field(default=docdb.DEFAULT_HOST, description="DocDB REST API host (https://<host>/...).")
+    database: str = Field(default=docdb.DEFAULT_DATABASE, description="DocDB database.")
+    collection: str = Field(default=docdb.DEFAULT_COLLECTION, description="DocDB collection.")
+    version: str = Field(default=docdb.DEFAULT_VERSION, description="REST API version (v2: 2.x records).")
+    page_size: int = Field(default=docdb.DEFAULT_PAGE_SIZE, description="Documents asked for per find request.")
+    batch_size: int = Field(default=docdb.DEFAULT_BATCH_SIZE, description="Names per $in request.")
+    retry_attempts: int = Field(default=5, description="Attempts per request before the asset fails.")
+    retry_delay: float = Field(default=1.0, description="Seconds before the first retry; doubles each time, at most 30.")
+    timeout: float = Field(default=docdb.DEFAULT_TIMEOUT, description="Seconds a request may take.")
+    loopback_port: int | None = Field(
+        default=None,
+        description="Tests and demos only: send the requests to the DocDB stand-in on http://127.0.0.1:<port>/.",
+    )
+
+    @property
+    def source(self) -> str:
+        return f"https://{self.host}/{self.version}/{self.database}/{self.collection}"
+
+    def _records(self, read):
+        """Runs `read(DocDbRecords)` on a fresh client and closes its session once consumed."""
+        session = docdb.docdb_session(self.host, self.timeout, self.loopback_port)
+        client = MetadataDbClient(self.host, self.database, self.collection, self.version, session=session)
+        with client:
+            yield from read(
+                docdb.DocDbRecords(
+                    client,
+                    page_size=self.page_size,
+                    batch_size=self.batch_size,
+                    retry=docdb.RetryPolicy(attempts=self.retry_attempts, delay=self.retry_delay),
+                )
+            )
+
+    def records(self, fields: Sequence[str] | None = None) -> Iterator[NormalizedRecord]:
+        return self._records(lambda source: source.records(fields))
+
+    def records_named(self, names: Iterable[str], fields: Sequence[str] | None = None) -> Iterator[NormalizedRecord]:
+        names = list(names)
+        return self._records(lambda source: source.records_named(names, fields))
+
+    def distinct(self, attribute: str, fields: Sequence[str]) -> list:
+        return list(self._records(lambda source: source.distinct(attribute, fields)))
 
 
 class OpenDataResource(ConfigurableResource):

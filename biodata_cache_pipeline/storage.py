@@ -1,11 +1,14 @@
 """Cache storage: every path, parquet write, registry and version entry of the cache (layout.md).
 
-`CacheStore` owns a cache root, either a local folder or `s3://bucket/prefix`, and reads and
-writes it through one pyarrow filesystem. Writes are atomic for readers: locally a temp file in
+`CacheStore` owns a cache root, a local folder, `s3://bucket/prefix` or `memory://name` (the
+process-wide in-memory store of fsspec, for tests), and reads and writes it through one pyarrow
+filesystem. Writes are atomic for readers: locally a temp file in
 `<root>/.staging/` is renamed over the target (never inside a table folder, where DuckDB's `**`
 glob would pick a crashed leftover up); on S3 each object is one PUT. `cache_versions.json` is
 updated under an exclusive file lock locally and with conditional writes on S3, so concurrent
-registrations never lose an entry.
+registrations never lose an entry. Partitioned tables also keep a small build state per
+partition (rows, fingerprint of the input it was built from) in `bdc-vX.Y/.build_state/`, which
+change detection and the registry row counts read instead of listing or opening every partition.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ import fcntl
 import json
 import os
 import random
+import re
 import secrets
+import threading
 import time
 from contextlib import suppress
 from functools import cached_property
@@ -34,17 +39,25 @@ if TYPE_CHECKING:  # type-only: the tables package imports this module, a runtim
     from biodata_cache_pipeline.tables.declaration import TableSpec
 
 PARTITION_FILE = "data.pqt"
+CUSTOM_FOLDER = "custom"
+CUSTOM_TABLE_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")
 REGISTRY_FOLDER = "cache_registry"
 REGISTRY_FILE = "cache_registry.json"
+# Per-partition build state of partitioned tables (rows, input fingerprint): a dot folder, so
+# hive discovery and the registry readers never see it.
+BUILD_STATE_FOLDER = ".build_state"
 VERSIONS_FILE = "cache_versions.json"
 STAGING_FOLDER = ".staging"
 VERSION_WRITE_ATTEMPTS = 10
 # S3 answers a conditional PUT that lost a race with 412, or 409 while a competing write is in flight.
 RETRYABLE_CONDITIONAL_ERRORS = ("PreconditionFailed", "ConditionalRequestConflict")
+MEMORY_SCHEME = "memory://"
+# Serialises version registrations in the in-memory store (one process by definition).
+_MEMORY_VERSIONS_LOCK = threading.Lock()
 
 
 def filesystem_for(uri: str) -> tuple[pafs.FileSystem, str]:
-    """The pyarrow filesystem and in-filesystem path for a local path or an `s3://` URI.
+    """The pyarrow filesystem and in-filesystem path for a local path, an `s3://` or `memory://` URI.
 
     S3 settings come from the standard AWS environment: `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`,
     `AWS_REGION` / `AWS_DEFAULT_REGION` (else the bucket's region is looked up), and credentials
@@ -53,7 +66,16 @@ def filesystem_for(uri: str) -> tuple[pafs.FileSystem, str]:
     path = _filesystem_path(uri)
     if _is_s3_uri(uri):
         return _s3_filesystem(bucket=path.split("/", 1)[0]), path
+    if _is_memory_uri(uri):
+        return memory_filesystem(), path
     return pafs.LocalFileSystem(), path
+
+
+def memory_filesystem() -> pafs.PyFileSystem:
+    """The in-memory store shared by every writer and reader of this process (fsspec's `memory`)."""
+    import fsspec
+
+    return pafs.PyFileSystem(pafs.FSSpecHandler(fsspec.filesystem("memory")))
 
 
 def encode_partition_value(value: str) -> str:
@@ -73,7 +95,9 @@ class CacheStore:
             filesystem, root_path = filesystem_for(root)
         else:
             root_path = _filesystem_path(root)
-        expected = pafs.S3FileSystem if _is_s3_uri(root) else pafs.LocalFileSystem
+        expected = (
+            pafs.S3FileSystem if _is_s3_uri(root) else pafs.PyFileSystem if _is_memory_uri(root) else pafs.LocalFileSystem
+        )
         if not isinstance(filesystem, expected):
             raise TypeError(
                 f"cache root {root!r} needs a {expected.__name__}, got {type(filesystem).__name__}"
@@ -81,8 +105,9 @@ class CacheStore:
         self.filesystem = filesystem
         self.version = version
         self._is_s3 = _is_s3_uri(root)
+        self._is_memory = _is_memory_uri(root)
         self._root_path = root_path
-        self.root_uri = f"s3://{root_path}" if self._is_s3 else root_path
+        self.root_uri = self._uri(root_path)
 
     # -- paths ---------------------------------------------------------------------------------
 
@@ -91,6 +116,14 @@ class CacheStore:
         if spec.partitioned:
             return f"{self.root_uri}/{self.version}/{spec.object_name}/"
         return f"{self.root_uri}/{self.version}/{spec.object_name}.pqt"
+
+    def table_url(self, spec: TableSpec) -> str | None:
+        """A link a browser can open for `table_location` (None for the in-memory store)."""
+        location = self.table_location(spec)
+        if self._is_s3:
+            bucket, _, key = location.removeprefix("s3://").partition("/")
+            return f"https://{bucket}.s3.amazonaws.com/{quote(key)}"
+        return None if self._is_memory else f"file://{quote(location)}"
 
     def partition_path(self, spec: TableSpec, value: str) -> str:
         """Filesystem path of `<folder>/<key>=<encoded value>/data.pqt`."""
@@ -125,6 +158,10 @@ class CacheStore:
             bucket, key = path.split("/", 1)
             self._s3_client.delete_object(Bucket=bucket, Key=key)
             return
+        if self._is_memory:
+            with suppress(FileNotFoundError):
+                self.filesystem.delete_dir(os.path.dirname(path))
+            return
         with suppress(FileNotFoundError):
             os.remove(path)
         try:
@@ -153,6 +190,27 @@ class CacheStore:
     def read_partition(self, spec: TableSpec, value: str) -> pa.Table:
         return self._read_parquet(spec, self.partition_path(spec, value))
 
+    def read_columns(self, spec: TableSpec, columns: list[str]) -> pa.Table:
+        """Some columns of an unpartitioned table, with their declared types."""
+        self._require_partitioned(spec, False)
+        path = self._table_path(spec)
+        try:
+            with self.filesystem.open_input_file(path) as source:
+                table = pq.read_table(source, columns=columns)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"table {spec.name}: no object at {self._describe(path)}") from None
+        declared = spec.schema
+        return table.cast(pa.schema([declared.field(name) for name in columns]))
+
+    def read_parquet_metadata(self, spec: TableSpec, value: str | None = None) -> pq.FileMetaData | None:
+        """Footer (schema, row count) of a table or of one partition; None when it is absent."""
+        path = self.partition_path(spec, value) if spec.partitioned else self._table_path(spec)
+        try:
+            with self.filesystem.open_input_file(path) as source:
+                return pq.read_metadata(source)
+        except FileNotFoundError:
+            return None
+
     def table_exists(self, spec: TableSpec) -> bool:
         """An unpartitioned table's object exists, or a partitioned table has at least one partition."""
         if spec.partitioned:
@@ -167,6 +225,16 @@ class CacheStore:
         self._put(self._path(f"{spec.object_name}.json"), _json_bytes({"columns": spec.column_names}))
         self._put(self._path(REGISTRY_FOLDER, f"{spec.name}.json"), fragment)
         self._put(self._path(REGISTRY_FILE), _json_bytes({"tables": self._read_fragments()}))
+
+    def read_partition_state(self, spec: TableSpec) -> dict[str, dict]:
+        """Partition value -> `{"rows", "fingerprint"}` as last written; {} before the first build."""
+        self._require_partitioned(spec, True)
+        return (self._read_json(self._path(BUILD_STATE_FOLDER, f"{spec.name}.json")) or {}).get("partitions", {})
+
+    def write_partition_state(self, spec: TableSpec, partitions: dict[str, dict]) -> None:
+        self._require_partitioned(spec, True)
+        body = json.dumps({"table": spec.name, "partitions": partitions}, sort_keys=True, separators=(",", ":"))
+        self._put(self._path(BUILD_STATE_FOLDER, f"{spec.name}.json"), body.encode())
 
     def read_registry(self) -> dict:
         """`{"tables": [...]}` from the fragments sorted by name, else from `cache_registry.json`."""
@@ -184,16 +252,29 @@ class CacheStore:
         """Append this version folder to `<root>/cache_versions.json` unless already listed."""
         if self._is_s3:
             self._register_version_s3()
+        elif self._is_memory:
+            with _MEMORY_VERSIONS_LOCK:
+                self._append_version()
         else:
             self._register_version_local()
+
+    def write_custom(self, name: str, table: pa.Table) -> None:
+        """Write a user table to `<version>/custom/<name>.pqt` (its own namespace), atomically."""
+        if not isinstance(name, str) or not CUSTOM_TABLE_NAME.fullmatch(name):
+            raise ValueError(f"custom table name {name!r} is not valid: use 1 to 128 of A-Z, a-z, 0-9, '_' and '-'")
+        self._put(self._path(CUSTOM_FOLDER, f"{name}.pqt"), _parquet_bytes(table))
 
     def _register_version_local(self) -> None:
         os.makedirs(self._root_path, exist_ok=True)
         with open(f"{self._versions_path}.lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            versions = self.read_versions()
-            if self.version not in versions:
-                self._put(self._versions_path, _json_bytes([*versions, self.version]))
+            self._append_version()
+
+    def _append_version(self) -> None:
+        """Read-modify-write of the versions file; callers hold the lock that makes it safe."""
+        versions = self.read_versions()
+        if self.version not in versions:
+            self._put(self._versions_path, _json_bytes([*versions, self.version]))
 
     def _register_version_s3(self) -> None:
         bucket, key = self._versions_path.split("/", 1)
@@ -241,9 +322,13 @@ class CacheStore:
     def _table_path(self, spec: TableSpec) -> str:
         return self._path(f"{spec.object_name}.pqt")
 
+    def _uri(self, path: str) -> str:
+        if self._is_s3:
+            return f"s3://{path}"
+        return f"{MEMORY_SCHEME}{path.lstrip('/')}" if self._is_memory else path
+
     def _describe(self, path: str) -> str:
-        uri = f"s3://{path}" if self._is_s3 else path
-        return f"{uri} (cache root {self.root_uri})"
+        return f"{self._uri(path)} (cache root {self.root_uri})"
 
     def _require_partitioned(self, spec: TableSpec, partitioned: bool) -> None:
         if spec.partitioned != partitioned:
@@ -261,6 +346,9 @@ class CacheStore:
         if self._is_s3:
             with self.filesystem.open_output_stream(path) as out:
                 out.write(data)
+            return
+        if self._is_memory:  # one store assignment; an open output stream would be visible half-written
+            self.filesystem.handler.fs.pipe_file(path, data)
             return
         os.makedirs(os.path.dirname(path), exist_ok=True)
         staging = os.path.join(self._root_path, STAGING_FOLDER)
@@ -359,14 +447,20 @@ def _is_s3_uri(uri: str) -> bool:
     return uri.startswith("s3://")
 
 
+def _is_memory_uri(uri: str) -> bool:
+    return uri.startswith(MEMORY_SCHEME)
+
+
 def _filesystem_path(uri: str) -> str:
     if _is_s3_uri(uri):
         path = uri.removeprefix("s3://").strip("/")
         if not path:
             raise ValueError(f"cache root {uri!r} names no bucket")
         return path
+    if _is_memory_uri(uri):
+        return "/" + uri.removeprefix(MEMORY_SCHEME).strip("/")
     if "://" in uri:
-        raise ValueError(f"cache root {uri!r}: only local paths and s3:// URIs are supported")
+        raise ValueError(f"cache root {uri!r}: only local paths, s3:// and memory:// URIs are supported")
     return os.path.abspath(os.path.expanduser(uri))
 
 

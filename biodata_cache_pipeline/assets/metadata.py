@@ -6,10 +6,13 @@ from dagster import Output, asset
 from biodata_cache_pipeline.assets.common import table_asset
 from biodata_cache_pipeline.io_manager import SOURCE_METADATA_KEY
 from biodata_cache_pipeline.records import RecordTally
-from biodata_cache_pipeline.resources import LocalRecordsResource
-from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS, build_asset_basics
-from biodata_cache_pipeline.tables.source_data import SOURCE_DATA, build_source_data
+from biodata_cache_pipeline.resources import RecordsResource
+from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS, ASSET_BASICS_FIELDS, build_asset_basics
+from biodata_cache_pipeline.tables.source_data import SOURCE_DATA, SOURCE_DATA_FIELDS, build_source_data
 from biodata_cache_pipeline.tables.unique_values import (
+    GENOTYPE_FIELDS,
+    PROJECT_NAME_FIELDS,
+    SUBJECT_ID_FIELDS,
     UNIQUE_GENOTYPES,
     UNIQUE_PROJECT_NAMES,
     UNIQUE_SUBJECT_IDS,
@@ -19,34 +22,34 @@ from biodata_cache_pipeline.tables.unique_values import (
 GROUP = "metadata"
 
 
-def _output(table, records: LocalRecordsResource, tally: RecordTally, **metadata) -> Output:
+def _output(table, records: RecordsResource, tally: RecordTally, **metadata) -> Output:
     return Output(table, metadata={SOURCE_METADATA_KEY: records.source, **tally.metadata(), **metadata})
 
 
-def _unique_values_asset(spec, field: str):
-    """An asset holding the distinct values of one `NormalizedRecord` field."""
+def _unique_values_asset(spec, attribute: str, fields: tuple[str, ...]):
+    """An asset holding the distinct values of one `NormalizedRecord` attribute, read from `fields`
+    (DocDB answers with one aggregation; malformed records are counted by asset_basics)."""
 
     @asset(**table_asset(spec, GROUP))
-    def _unique_values(records: LocalRecordsResource) -> Output:
-        tally = RecordTally()
-        values = (getattr(r, field) for r in tally.track(records.records()))
-        return _output(build_unique_values(spec, values), records, tally)
+    def _unique_values(records: RecordsResource) -> Output:
+        table = build_unique_values(spec, records.distinct(attribute, fields))
+        return Output(table, metadata={SOURCE_METADATA_KEY: records.source})
 
     return _unique_values
 
 
-unique_project_names = _unique_values_asset(UNIQUE_PROJECT_NAMES, "project_name")
-unique_subject_ids = _unique_values_asset(UNIQUE_SUBJECT_IDS, "subject_id")
-unique_genotypes = _unique_values_asset(UNIQUE_GENOTYPES, "genotype")
+unique_project_names = _unique_values_asset(UNIQUE_PROJECT_NAMES, "project_name", PROJECT_NAME_FIELDS)
+unique_subject_ids = _unique_values_asset(UNIQUE_SUBJECT_IDS, "subject_id", SUBJECT_ID_FIELDS)
+unique_genotypes = _unique_values_asset(UNIQUE_GENOTYPES, "genotype", GENOTYPE_FIELDS)
 
 
 @asset(**table_asset(ASSET_BASICS, GROUP))
-def asset_basics(records: LocalRecordsResource) -> Output:
+def asset_basics(records: RecordsResource) -> Output:
     tally = RecordTally()
-    return _output(build_asset_basics(tally.track(records.records())), records, tally)
+    return _output(build_asset_basics(tally.track(records.records(ASSET_BASICS_FIELDS))), records, tally)
 
 
 @asset(**table_asset(SOURCE_DATA, GROUP))
-def source_data(records: LocalRecordsResource) -> Output:
+def source_data(records: RecordsResource) -> Output:
     tally = RecordTally()
-    return _output(build_source_data(tally.track(records.records())), records, tally)
+    return _output(build_source_data(tally.track(records.records(SOURCE_DATA_FIELDS))), records, tally)

@@ -7,28 +7,29 @@ from dagster import AssetExecutionContext, MetadataValue, Output, ResourceParam,
 from biodata_cache_pipeline.assets.common import table_asset
 from biodata_cache_pipeline.io_manager import SOURCE_METADATA_KEY, CacheIOManager
 from biodata_cache_pipeline.records import RecordTally
-from biodata_cache_pipeline.resources import ForagingSessionsResource, LocalRecordsResource, OpenDataResource
+from biodata_cache_pipeline.resources import ForagingSessionsResource, OpenDataResource, RecordsResource
 from biodata_cache_pipeline.tables.behavior_curriculum import BEHAVIOR_CURRICULUM, build_behavior_curriculum
-from biodata_cache_pipeline.tables.fib import PLATFORM_FIB, build_platform_fib
+from biodata_cache_pipeline.tables.fib import PLATFORM_FIB, PLATFORM_FIB_FIELDS, build_platform_fib
 from biodata_cache_pipeline.tables.foraging import FORAGING_SESSIONS, build_foraging_sessions
-from biodata_cache_pipeline.tables.smartspim import ASSETS_SMARTSPIM, build_assets_smartspim
+from biodata_cache_pipeline.tables.smartspim import ASSETS_SMARTSPIM, ASSETS_SMARTSPIM_FIELDS, build_assets_smartspim
 
 GROUP = "platforms"
 
 
 @asset(**table_asset(ASSETS_SMARTSPIM, GROUP))
 def assets_smartspim(
-    source_data: pa.Table, records: LocalRecordsResource, open_data: OpenDataResource
+    source_data: pa.Table, records: RecordsResource, open_data: OpenDataResource
 ) -> Output:
     tally = RecordTally()
-    table = build_assets_smartspim(tally.track(records.records()), source_data, open_data.store())
+    records_read = tally.track(records.records(ASSETS_SMARTSPIM_FIELDS))
+    table = build_assets_smartspim(records_read, source_data, open_data.store())
     return Output(table, metadata={SOURCE_METADATA_KEY: records.source, **tally.metadata()})
 
 
 @asset(**table_asset(PLATFORM_FIB, GROUP))
-def platform_fib(records: LocalRecordsResource) -> Output:
+def platform_fib(records: RecordsResource) -> Output:
     tally = RecordTally()
-    table = build_platform_fib(tally.track(records.records()))
+    table = build_platform_fib(tally.track(records.records(PLATFORM_FIB_FIELDS)))
     return Output(table, metadata={SOURCE_METADATA_KEY: records.source, **tally.metadata()})
 
 

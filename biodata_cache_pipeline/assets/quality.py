@@ -13,18 +13,23 @@ from dagster import (
     BetaWarning,
     DynamicPartitionsDefinition,
     Output,
+    ResourceParam,
     StaticPartitionsDefinition,
     asset,
 )
 
 from biodata_cache_pipeline.assets.common import table_asset
-from biodata_cache_pipeline.io_manager import SOURCE_METADATA_KEY
+from biodata_cache_pipeline.io_manager import SOURCE_METADATA_KEY, CacheIOManager, PartitionedBuild
 from biodata_cache_pipeline.records import RecordTally
-from biodata_cache_pipeline.resources import LocalRecordsResource
+from biodata_cache_pipeline.resources import RecordsResource
+from biodata_cache_pipeline.subjects import FINGERPRINT_COLUMNS, subject_fingerprints
+from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS
 from biodata_cache_pipeline.tables.quality_control import (
     PLATFORM_QC,
+    PLATFORM_QC_FIELDS,
     PLATFORMS,
     QUALITY_CONTROL,
+    QUALITY_CONTROL_FIELDS,
     asset_qc,
     build_platform_qc,
     build_quality_control,
@@ -42,13 +47,19 @@ warnings.filterwarnings("ignore", category=BetaWarning, message="Parameter `back
     **table_asset(QUALITY_CONTROL, GROUP),
     partitions_def=SUBJECT_PARTITIONS,
     backfill_policy=BackfillPolicy.single_run(),
+    deps=[ASSET_BASICS.name],
 )
-def quality_control(context: AssetExecutionContext, records: LocalRecordsResource) -> Output:
+def quality_control(
+    context: AssetExecutionContext, records: RecordsResource, cache_io_manager: ResourceParam[CacheIOManager]
+) -> Output:
+    """Each partition is stamped with its subject's asset_basics fingerprint (change detection)."""
     tally = RecordTally()
-    tables = build_quality_control(tally.track(records.records()), context.partition_keys)
+    tables = build_quality_control(tally.track(records.records(QUALITY_CONTROL_FIELDS)), context.partition_keys)
     removed = sorted(key for key, table in tables.items() if table is None)
+    basics = cache_io_manager.read_published(ASSET_BASICS, FINGERPRINT_COLUMNS)
+    fingerprints = {} if basics is None else subject_fingerprints(basics)
     return Output(
-        tables,
+        PartitionedBuild(tables, {key: fingerprints.get(key) for key in tables}),
         metadata={
             SOURCE_METADATA_KEY: records.source,
             **tally.metadata(),
@@ -64,7 +75,7 @@ def quality_control(context: AssetExecutionContext, records: LocalRecordsResourc
     backfill_policy=BackfillPolicy.single_run(),
 )
 def platform_qc(
-    context: AssetExecutionContext, asset_basics: pa.Table, records: LocalRecordsResource
+    context: AssetExecutionContext, asset_basics: pa.Table, records: RecordsResource
 ) -> Output:
     platforms = [PLATFORMS[key] for key in context.partition_keys]
     candidates = {
@@ -74,7 +85,7 @@ def platform_qc(
     }
     tally = RecordTally()
     qc_by_name = {
-        r.name: asset_qc(r) for r in tally.track(records.records()) if r.has_qc and r.name in candidates
+        r.name: asset_qc(r) for r in tally.track(records.records_named(candidates, PLATFORM_QC_FIELDS)) if r.has_qc
     }
     tables = {key: build_platform_qc(asset_basics, qc_by_name, key) for key in context.partition_keys}
     return Output(tables, metadata={SOURCE_METADATA_KEY: records.source, **tally.metadata()})

@@ -2,7 +2,9 @@
 
 Production reads `s3://aind-open-data`; the embedded default is the local sample folder. An
 asset's `location` (`s3://aind-open-data/<name>`) is resolved against the configured root, so
-the same record works against either.
+the same record works against either. A location that is a local asset folder (a record the
+local source assembled from core files: `<records root>/<name>`) resolves by its folder name
+when it is not under the root, the records root standing for the bucket.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ class OpenDataStore:
             relative = location[len(self.root):].lstrip("/")
         elif location.startswith("s3://") and "/" in location[len("s3://"):]:
             relative = location[len("s3://"):].split("/", 1)[1]
+        elif location.startswith("/"):
+            relative = location.rsplit("/", 1)[1]
         else:
             return None
         return "/".join(p for p in (self.base, relative, *parts) if p)

@@ -46,6 +46,23 @@ ASSET_BASICS = TableSpec(
     ),
 )
 
+# The record paths asset_basics reads (its DocDB projection), 1.x fallbacks included.
+ASSET_BASICS_FIELDS = (
+    "_id", "name", "location", "_last_modified", "last_modified",
+    "data_description.modalities", "data_description.modality", "data_description.project_name",
+    "data_description.data_level", "data_description.investigators",
+    "subject.subject_id", "subject.subject_details.genotype", "subject.genotype",
+    "subject.subject_details.date_of_birth", "subject.date_of_birth",
+    "subject.subject_details.year_of_birth", "subject.year_of_birth", "acquisition.subject_details.date_of_birth",
+    "acquisition.acquisition_start_time", "session.session_start_time", "acquisition.session_start_time",
+    "acquisition.acquisition_end_time", "session.session_end_time", "acquisition.session_end_time",
+    "acquisition.acquisition_type", "session.session_type", "acquisition.session_type",
+    "acquisition.instrument_id", "session.rig_id", "rig.rig_id",
+    "acquisition.experimenters", "session.experimenter_full_name", "acquisition.experimenter_full_name",
+    "other_identifiers", "external_links",
+    "processing.data_processes.start_date_time", "processing.processing_pipeline.data_processes.start_date_time",
+)
+
 
 def age_in_days(record: NormalizedRecord) -> int | None:
     """Whole days from birth (date, else acquisition date, else Jan 1 of year) to acquisition start."""

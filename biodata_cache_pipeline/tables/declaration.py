@@ -32,6 +32,8 @@ class Column:
     name: str
     type: pa.DataType
     description: str
+    # Names this column had in older version folders; readers map them when upgrading on read.
+    previous_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,18 @@ PLATFORM_FIB = TableSpec(
     ),
 )
 
+# The record paths platform_fib reads (its DocDB projection), 1.x fallbacks included.
+PLATFORM_FIB_FIELDS = (
+    "name", "data_description.modalities", "data_description.modality",
+    "procedures.subject_procedures.procedures.object_type",
+    "procedures.subject_procedures.procedures.implanted_device.name",
+    "procedures.subject_procedures.procedures.device_config.primary_targeted_structure.acronym",
+    "acquisition.data_streams.connections.source_device", "acquisition.data_streams.connections.target_device",
+    "acquisition.data_streams.configurations.object_type", "acquisition.data_streams.configurations.device_name",
+    "acquisition.data_streams.configurations.channels.channel_name",
+    "acquisition.data_streams.configurations.channels.intended_measurement",
+)
+
 MISSING = "missing"
 
 

@@ -22,7 +22,12 @@ QUALITY_CONTROL = TableSpec(
         Column("modality", STRING, "Modality abbreviation of the metric."),
         Column("stage", STRING, "QC stage, as stored (e.g. Raw data, Processing)."),
         Column("value", STRING, "Metric value as text; objects become the literal '{dict}'."),
-        Column("status", STRING, "Latest status from the status history: Pass, Pending or Fail."),
+        Column(
+            "status",
+            STRING,
+            "Latest status from the status history: Pass, Pending or Fail.",
+            previous_names=("status_history",),
+        ),
         Column("asset_name", STRING, "Name of the record the metric belongs to."),
         Column("subject_id", STRING, "Subject id (the partition key)."),
         Column("timestamp", UTC_TIMESTAMP, "Acquisition start time in UTC."),
@@ -45,6 +50,13 @@ PLATFORM_QC = TableSpec(
         Column("experimenters_normalized", STRING_LIST, "Normalised experimenters (from asset_basics)."),
     ),
 )
+
+# The record paths each table reads (its DocDB projection), 1.x fallbacks included.
+QUALITY_CONTROL_FIELDS = (
+    "_id", "name", "subject.subject_id", "quality_control",
+    "acquisition.acquisition_start_time", "session.session_start_time", "acquisition.session_start_time",
+)
+PLATFORM_QC_FIELDS = ("name", "quality_control")
 
 
 def metric_value(value) -> str | None:

@@ -29,6 +29,13 @@ ASSETS_SMARTSPIM = TableSpec(
     ),
 )
 
+# The record paths assets_smartspim reads (its DocDB projection), 1.x fallbacks included.
+ASSETS_SMARTSPIM_FIELDS = (
+    "name", "location", "data_description.data_level", "data_description.modalities", "data_description.modality",
+    "data_description.institution", "acquisition.instrument_id", "session.rig_id", "rig.rig_id",
+    "processing.data_processes.end_date_time", "processing.processing_pipeline.data_processes.end_date_time",
+)
+
 NEUROGLANCER = "https://allen.neuroglass.io/new#!"
 
 

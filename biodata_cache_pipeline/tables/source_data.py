@@ -21,6 +21,11 @@ SOURCE_DATA = TableSpec(
         Column("processing_time", STRING, "YYYY-MM-DD_HH-MM-SS at the end of the name, or empty string."),
     ),
 )
+# The record paths source_data reads (its DocDB projection), 1.x fallbacks included.
+SOURCE_DATA_FIELDS = (
+    "name", "data_description.data_level", "data_description.source_data", "data_description.input_data_name",
+    "processing.pipelines.name",
+)
 
 _PROCESSING_TIME = re.compile(r"(\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2})$")
 

@@ -28,6 +28,12 @@ UNIQUE_GENOTYPES = TableSpec(
 )
 
 
+# The record paths each table reads (its DocDB projection), 1.x fallbacks included.
+PROJECT_NAME_FIELDS = ("data_description.project_name",)
+SUBJECT_ID_FIELDS = ("subject.subject_id",)
+GENOTYPE_FIELDS = ("subject.subject_details.genotype", "subject.genotype")
+
+
 def build_unique_values(spec: TableSpec, values: Iterable[str | None]) -> pa.Table:
     """The distinct non-null `values`, sorted ascending, as the one column of `spec`."""
     distinct = sorted({v for v in values if v is not None})

@@ -1,0 +1,297 @@
+"""The reader of one cache root: version folder, tables as Arrow, registry and build manifest.
+
+A table is read with the pipeline's declaration (`TABLES`): partition columns as strings
+(hive partitioning), the declared schema enforced, and files written by an older pipeline
+version upgraded on read. "Absent" and "empty" are different answers: a missing table raises
+`TableNotFoundError` (naming the table, the version folder and the root), a zero-row table gives
+a typed empty table, and any read failure (network, permissions, corrupt object) raises
+`CacheReadError`; nothing is ever turned into an empty result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from urllib.parse import unquote
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+from botocore.exceptions import BotoCoreError, ClientError
+
+from biodata_cache_client.config import Settings, current_settings
+from biodata_cache_client.frames import matches_declaration, read_schema, upgrade
+from biodata_cache_client.sources import open_source
+from biodata_cache_pipeline.storage import CUSTOM_FOLDER, PARTITION_FILE, REGISTRY_FILE, REGISTRY_FOLDER, VERSIONS_FILE
+from biodata_cache_pipeline.tables import TABLES
+from biodata_cache_pipeline.tables.declaration import TableSpec
+from biodata_cache_pipeline.version import PIPELINE_VERSION, version_folder
+
+VERSION_FOLDER_PATTERN = re.compile(r"^bdc-v(\d+)\.(\d+)$")
+# A reader (and its S3 connection) is reused until the settings or one of these variables change.
+AWS_SETTINGS = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_PROFILE",
+)
+
+
+class TableNotFoundError(LookupError):
+    """The table (or custom table) is not published in the selected version folder."""
+
+
+class CacheReadError(OSError):
+    """An object exists but could not be read (network, permissions, corrupt file)."""
+
+
+def table_spec(name: str) -> TableSpec:
+    if name not in TABLES:
+        raise TableNotFoundError(f"unknown table {name!r}; the cache tables are {', '.join(TABLES)}")
+    return TABLES[name]
+
+
+class CacheReader:
+    """Reads the cache root of `settings`; see the module docstring."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.source = open_source(settings)
+
+    # -- versions and registry -----------------------------------------------------------------
+
+    def versions(self) -> list[str]:
+        """`cache_versions.json` of the root, in registration order ([] when there is none)."""
+        versions = self._json(VERSIONS_FILE)
+        if versions is None:
+            return []
+        if not isinstance(versions, list) or not all(isinstance(v, str) for v in versions):
+            raise CacheReadError(f"{self.source.uri(VERSIONS_FILE)} is not a JSON list of version folders")
+        return versions
+
+    def version(self) -> str:
+        """The pinned version folder, else the installed package's, else the newest published."""
+        if self.settings.version:
+            return self.settings.version
+        installed = version_folder(PIPELINE_VERSION)
+        published = self.versions()
+        if not published or installed in published:
+            return installed
+        newest = max(published, key=lambda v: (_version_number(v), published.index(v)))
+        warnings.warn(
+            f"version folder {installed} (installed biodata-cache {PIPELINE_VERSION}) is not published in "
+            f"{self.source.description}; reading {newest}, the newest in {VERSIONS_FILE}",
+            stacklevel=3,
+        )
+        return newest
+
+    def registry(self, version: str | None = None) -> dict:
+        """`{"tables": [...]}`: the registry fragments merged by name, else `cache_registry.json`."""
+        version = version or self.version()
+        fragments = [
+            self._json(relative)
+            for relative in self.source.list_files(f"{version}/{REGISTRY_FOLDER}")
+            if relative.endswith(".json")
+        ]
+        if fragments:
+            return {"tables": sorted(fragments, key=lambda fragment: fragment["name"])}
+        return self._json(f"{version}/{REGISTRY_FILE}") or {"tables": []}
+
+    def table_info(self, name: str) -> dict:
+        """Location and build manifest (built_at, source, rows, partitions) of a table."""
+        spec = table_spec(name)
+        version = self.version()
+        entry = next((t for t in self.registry(version)["tables"] if t["name"] == name), None)
+        if entry is None:
+            raise self._missing(f"{name} (no registry entry)", version)
+        build = entry.get("build", {})
+        return {
+            "table": name,
+            "version": version,
+            "location": entry["location"],
+            "built_at": build.get("built_at"),
+            "source": build.get("source"),
+            "rows": build.get("row_count"),
+            "partitions": build.get("partitions") if spec.partitioned else None,
+            "pipeline_version": build.get("pipeline_version"),
+        }
+
+    # -- tables --------------------------------------------------------------------------------
+
+    def read(
+        self,
+        spec: TableSpec,
+        columns: list[str] | None = None,
+        where: pc.Expression | None = None,
+        partitions: list[str] | None = None,
+    ) -> pa.Table:
+        """The table (optionally some partitions) with `columns` and the `where` filter pushed down."""
+        check_columns(spec, columns)
+        version = self.version()
+        data = self.scan(spec, partitions, version)
+        with self._reading(spec.name, version):
+            if isinstance(data, ds.Dataset):
+                return data.to_table(columns=columns, filter=where)
+            table = data if where is None else data.filter(where)
+            return table.select(columns) if columns else table
+
+    def scan(
+        self, spec: TableSpec, partitions: list[str] | None = None, version: str | None = None
+    ) -> ds.Dataset | pa.Table:
+        """A lazy dataset when the stored files match the declaration, else the upgraded table."""
+        schema = read_schema(spec)
+        version = version or self.version()
+        folder = f"{version}/{spec.object_name}"
+        with self._reading(spec.name, version):
+            relatives = self._objects(spec, version, partitions)
+            if not relatives:
+                return schema.empty_table()
+            filesystem, paths = self.source.fetch(relatives, label=spec.name)
+            if matches_declaration(pq.read_schema(paths[0], filesystem=filesystem), spec):
+                return ds.dataset(
+                    paths,
+                    schema=schema,
+                    filesystem=filesystem,
+                    format="parquet",
+                    partitioning=_hive(spec),
+                    partition_base_dir=self.source.path(folder) if spec.partitioned else None,
+                )
+            return pa.concat_tables([self._upgraded_file(spec, filesystem, path) for path in paths])
+
+    def read_custom(self, name: str) -> pa.Table:
+        version = self.version()
+        relative = custom_relative_path(version, name)
+        with self._reading(f"custom/{name}", version):
+            if not self.source.is_file(relative):
+                raise self._missing(f"custom/{name}", version)
+            filesystem, [path] = self.source.fetch([relative], label=name)
+            with filesystem.open_input_file(path) as source:
+                return pq.read_table(source)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _objects(self, spec: TableSpec, version: str, partitions: list[str] | None) -> list[str]:
+        """Relative paths of the table's objects in `version` (of `partitions` only, when given)."""
+        base = f"{version}/{spec.object_name}"
+        if not spec.partitioned:
+            relative = f"{base}.pqt"
+            if not self.source.is_file(relative):
+                raise self._missing(spec.name, version)
+            return [relative]
+        present = {}
+        for relative in self.source.list_files(base):
+            segment, _, name = relative.removeprefix(f"{base}/").partition("/")
+            key, equals, value = segment.partition("=")
+            if name == PARTITION_FILE and equals and key == spec.partition_key:
+                present[unquote(value)] = relative
+        if not present:
+            raise self._missing(spec.name, version)
+        if partitions is None:
+            return [present[value] for value in sorted(present)]
+        absent = [value for value in partitions if value not in present]
+        if absent:
+            warnings.warn(
+                f"{spec.name}: no partition for {spec.partition_key} {absent} in {base} of "
+                f"{self.source.description}",
+                stacklevel=4,
+            )
+        return [present[value] for value in dict.fromkeys(partitions) if value in present]
+
+    def _upgraded_file(self, spec: TableSpec, filesystem: pafs.FileSystem, path: str) -> pa.Table:
+        """One file of an older version folder, upgraded; the partition value comes from its path."""
+        with filesystem.open_input_file(path) as source:
+            table = upgrade(pq.read_table(source), spec)
+        if spec.partitioned:
+            segment = path.rsplit("/", 2)[-2]
+            value = pa.array([unquote(segment.partition("=")[2])] * table.num_rows, pa.string())
+            if spec.partition_key in table.column_names:
+                table = table.set_column(table.column_names.index(spec.partition_key), spec.partition_key, value)
+            else:
+                table = table.append_column(spec.partition_key, value)
+        return table
+
+    def _json(self, relative: str):
+        data = self.source.read_bytes(relative)
+        if data is None:
+            return None
+        try:
+            return json.loads(data)
+        except ValueError as error:
+            raise CacheReadError(f"{self.source.uri(relative)} is not valid JSON: {error}") from error
+
+    def _missing(self, what: str, version: str) -> TableNotFoundError:
+        published = self.versions()
+        unlisted = "" if version in published else f" ({version} is not listed in {VERSIONS_FILE}: {published})"
+        return TableNotFoundError(
+            f"table {what} not found in version folder {version}{unlisted} of cache root "
+            f"{self.source.description}; get_cache_versions() lists the published versions"
+        )
+
+    @contextmanager
+    def _reading(self, name: str, version: str) -> Iterator[None]:
+        """Any failure to read an existing object becomes a `CacheReadError` naming table and root."""
+        try:
+            yield
+        except (OSError, pa.ArrowException, BotoCoreError, ClientError) as error:
+            if isinstance(error, CacheReadError):
+                raise
+            raise CacheReadError(
+                f"could not read table {name} from version folder {version} of cache root "
+                f"{self.source.description}: {error}"
+            ) from error
+
+
+def check_columns(spec: TableSpec, columns: list[str] | None) -> None:
+    if columns is None:
+        return
+    if isinstance(columns, str):
+        raise ValueError(f"table {spec.name}: columns must be a list of names, not the string {columns!r}")
+    known = read_schema(spec).names
+    unknown = [c for c in columns if c not in known]
+    if unknown:
+        raise ValueError(f"table {spec.name}: unknown columns {unknown}; its columns are {known}")
+
+
+def filter_expression(spec: TableSpec, filters) -> pc.Expression | None:
+    """`[(column, op, value), ...]` (AND; a list of such lists is OR) as a pushed-down expression."""
+    if filters is None or isinstance(filters, pc.Expression):
+        return filters
+    if not filters:
+        return None
+    clauses = filters if isinstance(filters[0], list) else [filters]
+    check_columns(spec, [clause[0] for conjunction in clauses for clause in conjunction])
+    return pq.filters_to_expression(filters)
+
+
+def custom_relative_path(version: str, name: str) -> str:
+    return f"{version}/{CUSTOM_FOLDER}/{name}.pqt"
+
+
+def current_reader() -> CacheReader:
+    """The reader of the settings now in effect (kept while settings and AWS environment hold)."""
+    return _reader_for(current_settings(), tuple(os.environ.get(name) for name in AWS_SETTINGS))
+
+
+@lru_cache(maxsize=8)
+def _reader_for(settings: Settings, aws_environment: tuple) -> CacheReader:
+    return CacheReader(settings)
+
+
+def _hive(spec: TableSpec) -> ds.Partitioning | None:
+    if not spec.partitioned:
+        return None
+    return ds.partitioning(pa.schema([(spec.partition_key, pa.string())]), flavor="hive")
+
+
+def _version_number(folder: str) -> tuple[int, int]:
+    match = VERSION_FOLDER_PATTERN.match(folder)
+    return (int(match[1]), int(match[2])) if match else (-1, -1)

@@ -1,0 +1,89 @@
+"""Asset checks, read back from storage after each build (the logic is in `table_checks.py`).
+
+Every table: the stored schema equals the declaration. asset_basics: `_id` is unique.
+quality_control: no row has a null (or foreign) subject_id and no partition key is unsafe.
+In a partitioned run the checks read the partitions of the run, otherwise every stored partition.
+"""
+
+from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, ResourceParam, asset_check
+
+from biodata_cache_pipeline.assets.quality import SUBJECT_PARTITIONS
+from biodata_cache_pipeline.io_manager import CacheIOManager
+from biodata_cache_pipeline.storage import CacheStore
+from biodata_cache_pipeline.subjects import partition_key_problem
+from biodata_cache_pipeline.table_checks import duplicated_values, partition_column_problems, schema_problems
+from biodata_cache_pipeline.tables import TABLES
+from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS
+from biodata_cache_pipeline.tables.declaration import TableSpec
+from biodata_cache_pipeline.tables.quality_control import QUALITY_CONTROL
+
+SHOWN = 10  # problems listed in a check result
+
+
+def _result(problems: list[str], **metadata) -> AssetCheckResult:
+    return AssetCheckResult(
+        passed=not problems,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={"problems": "\n".join(problems[:SHOWN]) or "none", "problem_count": len(problems), **metadata},
+    )
+
+
+def _checked_partitions(context: AssetCheckExecutionContext, store: CacheStore, spec: TableSpec) -> list[str]:
+    """The stored partitions this check looks at: those of the run, else all of them."""
+    stored = store.list_partitions(spec)
+    if not (context.has_partition_key or context.has_partition_key_range):
+        return stored
+    return sorted(set(context.partition_keys) & set(stored))
+
+
+def _schema_check(spec: TableSpec):
+    @asset_check(
+        asset=spec.name,
+        name="schema_matches_declaration",
+        description=f"The stored parquet schema of {spec.name} equals its declaration (columns, order, types).",
+    )
+    def _check(context: AssetCheckExecutionContext, cache_io_manager: ResourceParam[CacheIOManager]) -> AssetCheckResult:
+        store = cache_io_manager.store()
+        objects = _checked_partitions(context, store, spec) if spec.partitioned else [None]
+        problems = []
+        for key in objects:
+            footer = store.read_parquet_metadata(spec, key)
+            where = f"{key}: " if key is not None else ""
+            if footer is None:
+                problems.append(f"{where}no stored object")
+            else:
+                problems += [where + p for p in schema_problems(spec, footer.schema.to_arrow_schema())]
+        return _result(problems, objects_checked=len(objects))
+
+    return _check
+
+
+@asset_check(asset=ASSET_BASICS.name, description="Every asset_basics row has a distinct record _id.")
+def id_unique(cache_io_manager: ResourceParam[CacheIOManager]) -> AssetCheckResult:
+    ids = cache_io_manager.store().read_columns(ASSET_BASICS, ["_id"]).column("_id")
+    duplicates = duplicated_values(ids)
+    return _result([f"_id {value!r} occurs more than once" for value in duplicates], rows=len(ids))
+
+
+@asset_check(
+    asset=QUALITY_CONTROL.name,
+    description="No quality_control row has a null subject_id (or another partition's), and every key of "
+    "the subject partition set is safe for Dagster and for paths.",
+)
+def no_null_partition_keys(
+    context: AssetCheckExecutionContext, cache_io_manager: ResourceParam[CacheIOManager]
+) -> AssetCheckResult:
+    store = cache_io_manager.store()
+    problems = [
+        f"partition key {key!r}: {problem}"
+        for key in context.instance.get_dynamic_partitions(SUBJECT_PARTITIONS.name)
+        if (problem := partition_key_problem(key)) is not None
+    ]
+    checked = _checked_partitions(context, store, QUALITY_CONTROL)
+    for key in checked:
+        column = store.read_partition(QUALITY_CONTROL, key).column(QUALITY_CONTROL.partition_key)
+        problems += partition_column_problems(key, column)
+    return _result(problems, partitions_checked=len(checked))
+
+
+ALL_CHECKS = [*(_schema_check(spec) for spec in TABLES.values()), id_unique, no_null_partition_keys]

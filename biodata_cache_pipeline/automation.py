@@ -1,0 +1,202 @@
+"""How the cache stays fresh unattended: the nightly schedule and the subject-partition sensor.
+
+- `nightly_refresh` (02:00 America/Los_Angeles) launches the job `nightly_tables`: every
+  unpartitioned table plus platform_qc for all five platforms, in one run.
+- `quality_control_subjects` (every 30 s) keeps the `subject_id` partition set equal to the
+  subjects of the published asset_basics, deletes the data and the keys of subjects that are
+  gone, rejects keys that are unsafe (logged, and listed in the cursor), and requests one
+  quality_control run for the new subjects and those whose records changed (`subjects.py`
+  explains the detection and how one run covers exactly those subjects). While a run that
+  writes asset_basics or quality_control is unfinished it waits, so the partition set never
+  moves under a running build.
+- A full rebuild of all subjects, as one run: `biodata-cache-pipeline materialize`, or in the UI
+  quality_control > Materialize > all partitions (single-run backfill policy).
+
+`refresh_subjects` is shared with the CLI: `materialize --changed-only` does what the schedule
+and the sensor do, in-process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from dagster import (
+    AddDynamicPartitionsRequest,
+    AssetKey,
+    AssetSelection,
+    DagsterInstance,
+    DefaultScheduleStatus,
+    DefaultSensorStatus,
+    DeleteDynamicPartitionsRequest,
+    ResourceParam,
+    RunRequest,
+    RunsFilter,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    define_asset_job,
+    schedule,
+    sensor,
+)
+from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
+from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from biodata_cache_pipeline.assets.quality import SUBJECT_PARTITIONS
+from biodata_cache_pipeline.io_manager import CacheIOManager
+from biodata_cache_pipeline.subjects import FINGERPRINT_COLUMNS, SubjectPlan, plan_subject_refresh, subject_fingerprints
+from biodata_cache_pipeline.tables import TABLES
+from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS
+from biodata_cache_pipeline.tables.quality_control import PLATFORM_QC, QUALITY_CONTROL
+
+NIGHTLY_TABLES = [name for name, spec in TABLES.items() if not spec.partitioned] + [PLATFORM_QC.name]
+SENSOR_INTERVAL_SECONDS = 30
+REJECTED_IN_CURSOR = 50
+SUBJECTS_TAG = "biodata_cache/subjects"
+
+nightly_tables = define_asset_job(
+    "nightly_tables",
+    selection=AssetSelection.assets(*NIGHTLY_TABLES),
+    description="Every unpartitioned table and platform_qc (all platforms), in one run.",
+)
+
+
+def partition_range_tags(first: str, last: str) -> dict[str, str]:
+    """Tags that make one run build the partitions `first`..`last` (single-run backfill policy)."""
+    return {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
+
+
+def nightly_run_tags() -> dict[str, str]:
+    platforms = PLATFORM_QC.static_partitions
+    return partition_range_tags(platforms[0], platforms[-1])
+
+
+@schedule(
+    job=nightly_tables,
+    cron_schedule="0 2 * * *",
+    execution_timezone="America/Los_Angeles",
+    default_status=DefaultScheduleStatus.RUNNING,
+    description="Nightly refresh: the unpartitioned tables and platform_qc; the quality_control_subjects "
+    "sensor then rebuilds quality_control for the subjects whose records changed.",
+)
+def nightly_refresh() -> RunRequest:
+    return RunRequest(tags=nightly_run_tags())
+
+
+@dataclass(frozen=True)
+class SubjectRefresh:
+    """A planned refresh of the subject partitions, after the data of gone subjects was deleted."""
+
+    plan: SubjectPlan
+    removed: list[str]  # partitions whose data was deleted from storage
+    basics_built_at: str  # the asset_basics build the plan follows
+
+    @property
+    def partition_requests(self) -> list[AddDynamicPartitionsRequest | DeleteDynamicPartitionsRequest]:
+        """Deletions, then additions at the end of the set: the daemon applies them in this order."""
+        requests = []
+        if self.plan.unlist:
+            requests.append(DeleteDynamicPartitionsRequest(SUBJECT_PARTITIONS.name, self.plan.unlist))
+        if self.plan.append:
+            requests.append(AddDynamicPartitionsRequest(SUBJECT_PARTITIONS.name, self.plan.append))
+        return requests
+
+    def run_request(self) -> RunRequest | None:
+        """One quality_control run over the stale subjects, None when there are none."""
+        if self.plan.run_range is None:
+            return None
+        return RunRequest(
+            run_key=f"quality_control:{self.plan.digest}:{self.basics_built_at}",
+            asset_selection=[AssetKey(QUALITY_CONTROL.name)],
+            tags={**partition_range_tags(*self.plan.run_range), SUBJECTS_TAG: str(len(self.plan.stale))},
+        )
+
+
+def refresh_subjects(instance: DagsterInstance, cache_io_manager: CacheIOManager, full: bool = False) -> SubjectRefresh | None:
+    """Plan the subject partitions against the published asset_basics and delete gone subjects' data.
+
+    None when asset_basics is not published yet. `full`: rebuild every subject.
+    """
+    basics = cache_io_manager.read_published(ASSET_BASICS, FINGERPRINT_COLUMNS)
+    if basics is None:
+        return None
+    store = cache_io_manager.store()
+    partition_keys = list(instance.get_dynamic_partitions(SUBJECT_PARTITIONS.name))
+    built = {key: entry["fingerprint"] for key, entry in store.read_partition_state(QUALITY_CONTROL).items()}
+    plan = plan_subject_refresh(
+        subject_fingerprints(basics), built, partition_keys, store.list_partitions(QUALITY_CONTROL), full=full
+    )
+    removed = cache_io_manager.remove_partitions(QUALITY_CONTROL, plan.gone)
+    basics_build = next((t["build"] for t in store.read_registry()["tables"] if t["name"] == ASSET_BASICS.name), {})
+    return SubjectRefresh(plan, removed, basics_build.get("built_at", ""))
+
+
+def apply_partition_requests(
+    instance: DagsterInstance, requests: Sequence[AddDynamicPartitionsRequest | DeleteDynamicPartitionsRequest]
+) -> None:
+    """Apply dynamic-partition requests in order, as the sensor daemon does."""
+    for request in requests:
+        if isinstance(request, AddDynamicPartitionsRequest):
+            instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
+        else:
+            for key in request.partition_keys:
+                instance.delete_dynamic_partition(request.partitions_def_name, key)
+
+
+def subject_writer_in_progress(instance: DagsterInstance) -> str | None:
+    """An unfinished run or backfill that may write asset_basics or quality_control, if any."""
+    writers = {AssetKey(ASSET_BASICS.name), AssetKey(QUALITY_CONTROL.name)}
+    for run in instance.get_runs(RunsFilter(statuses=NOT_FINISHED_STATUSES)):
+        if run.asset_selection is None or writers & set(run.asset_selection):
+            return f"run {run.run_id}"
+    for backfill in instance.get_backfills(filters=BulkActionsFilter(statuses=[BulkActionStatus.REQUESTED])):
+        if backfill.asset_selection is None or writers & set(backfill.asset_selection):
+            return f"backfill {backfill.backfill_id}"
+    return None
+
+
+def rejection_cursor(rejected: dict[str, str]) -> str:
+    """The sensor cursor: the rejected subject ids (the first few with their reasons) and a digest."""
+    ordered = sorted(rejected.items())
+    return json.dumps(
+        {
+            "rejected_count": len(ordered),
+            "rejected_digest": hashlib.sha256(json.dumps(ordered).encode()).hexdigest()[:16],
+            "rejected": dict(ordered[:REJECTED_IN_CURSOR]),
+        },
+        sort_keys=True,
+    )
+
+
+@sensor(
+    target=AssetSelection.assets(QUALITY_CONTROL.name),
+    minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Keeps the subject_id partitions equal to the subjects of asset_basics and rebuilds "
+    "quality_control, in one run, for new subjects and subjects whose records changed.",
+)
+def quality_control_subjects(context: SensorEvaluationContext, cache_io_manager: ResourceParam[CacheIOManager]):
+    busy = subject_writer_in_progress(context.instance)
+    if busy is not None:
+        return SkipReason(f"waiting for {busy}, which writes asset_basics or quality_control")
+    refresh = refresh_subjects(context.instance, cache_io_manager)
+    if refresh is None:
+        return SkipReason("asset_basics is not published yet")
+    plan = refresh.plan
+    cursor = rejection_cursor(plan.rejected)
+    if plan.rejected and cursor != context.cursor:
+        for key, reason in sorted(plan.rejected.items())[:REJECTED_IN_CURSOR]:
+            context.log.warning(f"subject id {key!r} rejected as a partition key: {reason}")
+        context.log.warning(f"{len(plan.rejected)} subject ids rejected in all (listed in the sensor cursor)")
+    if refresh.removed:
+        context.log.info(f"deleted the quality_control partitions of {len(refresh.removed)} gone subjects")
+    run_request = refresh.run_request()
+    return SensorResult(
+        run_requests=[run_request] if run_request else [],
+        dynamic_partitions_requests=refresh.partition_requests,
+        cursor=cursor,
+        skip_reason=None if run_request else f"nothing to build: {plan.summary()}",
+    )

@@ -1,0 +1,252 @@
+"""Production records source: DocDB through aind-data-access-api's `MetadataDbClient` (sources.md §1).
+
+Reads only: projections limited to the fields a table needs, skip-paging sorted by `_id` (the
+server may return fewer documents than asked; paging stops at `[]`), `$in` batches of about 100
+names per request, and an aggregation for distinct values. Every request is retried on
+connection errors, timeouts, 429 and 5xx with exponential backoff; after the last attempt a
+`DocDbError` names the collection URL, the request and the last error. No Dagster here.
+
+The client always builds `https://{host}/...` URLs. Its `session` argument is the seam:
+`docdb_session(loopback_port=...)` mounts an adapter that sends those requests to a plain-HTTP
+server on 127.0.0.1 (the stand-in in `docdb_standin.py`), so tests run the real client.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import requests
+from aind_data_access_api.document_db import MetadataDbClient
+from requests.adapters import HTTPAdapter
+
+from biodata_cache_pipeline.records import NormalizedRecord, normalize_record
+
+DEFAULT_HOST = "api.allenneuraldynamics.org"
+DEFAULT_DATABASE = "metadata_index"
+DEFAULT_COLLECTION = "data_assets"
+DEFAULT_VERSION = "v2"
+DEFAULT_PAGE_SIZE = 500
+DEFAULT_BATCH_SIZE = 100
+DEFAULT_TIMEOUT = 120.0
+SORT_BY_ID = {"_id": 1}
+TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+
+T = TypeVar("T")
+
+
+class DocDbError(RuntimeError):
+    """A DocDB request failed for good (a persistent outage or a request the server rejects)."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """`attempts` tries per request; waits `delay`, 2x`delay`, ... (at most `max_delay`) in between.
+
+    A 429 with a `Retry-After` of a few seconds waits that long instead when it is longer.
+    """
+
+    attempts: int = 5
+    delay: float = 1.0
+    max_delay: float = 30.0
+
+    def wait(self, failed_attempts: int, retry_after: float | None = None) -> float:
+        backoff = self.delay * 2 ** (failed_attempts - 1)
+        return min(self.max_delay, max(backoff, retry_after or 0.0))
+
+
+class TimeoutAdapter(HTTPAdapter):
+    """An adapter with a default timeout: the client passes none, and a hung server must not hang a run."""
+
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT, **kwargs):
+        self.timeout = timeout
+        super().__init__(**kwargs)
+
+    def send(self, request, timeout=None, **kwargs):
+        return super().send(request, timeout=self.timeout if timeout is None else timeout, **kwargs)
+
+
+class LoopbackAdapter(TimeoutAdapter):
+    """Sends `https://<host>/...` to `http://127.0.0.1:<port>/...` (the DocDB stand-in)."""
+
+    def __init__(self, host: str, port: int, **kwargs):
+        self.prefix = f"https://{host}/"
+        self.target = f"http://127.0.0.1:{port}/"
+        super().__init__(**kwargs)
+
+    def send(self, request, **kwargs):
+        # Mounted for the prefix only, so every request it gets starts with it.
+        request.url = self.target + request.url[len(self.prefix):]
+        return super().send(request, **kwargs)
+
+
+def docdb_session(host: str, timeout: float = DEFAULT_TIMEOUT, loopback_port: int | None = None) -> requests.Session:
+    """The `requests.Session` for `MetadataDbClient`: a default timeout, and with `loopback_port`
+    every request for `https://<host>/` goes to the stand-in on 127.0.0.1 instead (no proxies)."""
+    session = requests.Session()
+    if loopback_port is None:
+        session.mount("https://", TimeoutAdapter(timeout))
+    else:
+        session.trust_env = False  # no HTTP(S)_PROXY from the environment on the way to loopback
+        session.mount(f"https://{host}/", LoopbackAdapter(host, loopback_port, timeout=timeout))
+    return session
+
+
+def projection(fields: Iterable[str] | None) -> dict[str, int] | None:
+    """The inclusion projection for dotted `fields` (None: whole records).
+
+    A path inside another listed path is dropped: MongoDB rejects such path collisions. A path
+    through a list of objects keeps, per object, the keys listed; anything else in the list
+    (which the normaliser skips) is dropped. One difference from whole records: a non-list
+    value where the path expects a list of objects vanishes, so for `processing.data_processes`
+    the normaliser then reads the 1.x `processing.processing_pipeline.data_processes`; it can
+    only matter for a record holding both layouts with a malformed 2.x value.
+    """
+    if fields is None:
+        return None
+    paths = sorted(set(fields))
+    return {p: 1 for p in paths if not any(p.startswith(f"{other}.") for other in paths)}
+
+
+def batches(values: Iterable[T], size: int) -> Iterator[list[T]]:
+    """`values` in consecutive lists of at most `size` items."""
+    if size < 1:
+        raise ValueError(f"batch size must be at least 1, got {size}")
+    batch: list[T] = []
+    for value in values:
+        batch.append(value)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class DocDbRecords:
+    """Records of one DocDB collection, read through `client` (a `MetadataDbClient`)."""
+
+    def __init__(
+        self,
+        client: MetadataDbClient,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        retry: RetryPolicy = RetryPolicy(),
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        if page_size < 1:
+            raise ValueError(f"DocDB page size must be at least 1, got {page_size}")
+        self.client = client
+        self.page_size = page_size
+        self.batch_size = batch_size
+        self.retry = retry
+        self.sleep = sleep
+
+    @property
+    def url(self) -> str:
+        return self.client._base_url
+
+    # -- raw documents ---------------------------------------------------------------------------
+
+    def find(self, filter_query: dict | None = None, fields: Sequence[str] | None = None) -> Iterator[dict]:
+        """Every document matching `filter_query`, in `_id` order, one page per request.
+
+        The client's `retrieve_docdb_records` pages the same way (skip by what came back, until
+        `[]`) but gathers everything in memory and cannot retry one page, so the pages are asked
+        for one by one with its `_find_records`.
+        """
+        fields_projection = projection(fields)
+        skip = 0
+        while True:
+            page = self._call(
+                f"find (filter {_brief(filter_query)}, skip {skip})",
+                lambda: self.client._find_records(
+                    filter_query=filter_query,
+                    projection=fields_projection,
+                    sort=SORT_BY_ID,
+                    limit=self.page_size,
+                    skip=skip,
+                ),
+            )
+            if not isinstance(page, list):
+                raise DocDbError(f"DocDB find at {self.url} returned {type(page).__name__}, expected a list")
+            if not page:
+                return
+            yield from page
+            skip += len(page)
+
+    def find_in(self, field: str, values: Iterable[Any], fields: Sequence[str] | None = None) -> Iterator[dict]:
+        """Documents whose `field` is one of `values`: `$in` batches of `batch_size` values
+        (sorted, deduplicated), each paged in `_id` order."""
+        for batch in batches(sorted(set(values)), self.batch_size):
+            yield from self.find({field: {"$in": batch}}, fields)
+
+    def aggregate(self, pipeline: list[dict]) -> list[dict]:
+        result = self._call(f"aggregate {_brief(pipeline)}", lambda: self.client.aggregate_docdb_records(pipeline))
+        if not isinstance(result, list):
+            raise DocDbError(f"DocDB aggregate at {self.url} returned {type(result).__name__}, expected a list")
+        return result
+
+    # -- normalised records ----------------------------------------------------------------------
+
+    def records(self, fields: Sequence[str] | None = None) -> Iterator[NormalizedRecord]:
+        return (normalize_record(raw) for raw in self.find(fields=fields))
+
+    def records_named(self, names: Iterable[str], fields: Sequence[str] | None = None) -> Iterator[NormalizedRecord]:
+        return (normalize_record(raw) for raw in self.find_in("name", names, fields))
+
+    def distinct(self, attribute: str, fields: Sequence[str]) -> list:
+        """Sorted distinct non-null values of `NormalizedRecord.<attribute>`, which the normaliser
+        reads from `fields` (2.x paths and their 1.x fallbacks).
+
+        One aggregation groups the records by their projection onto `fields`; each group's
+        document goes through the same normaliser as a whole record, so 1.x layouts, integer
+        subject ids and wrongly typed values give exactly what a full scan would.
+        """
+        pipeline = [{"$project": {"_id": 0, **projection(fields)}}, {"$group": {"_id": "$$ROOT"}}]
+        values = {getattr(normalize_record(group.get("_id")), attribute) for group in self.aggregate(pipeline)}
+        return sorted(v for v in values if v is not None)
+
+    # -- retries ---------------------------------------------------------------------------------
+
+    def _call(self, what: str, request: Callable[[], T]) -> T:
+        """`request()`, retried on transient failures; a `DocDbError` naming `what` when it gives up."""
+        for attempt in range(1, self.retry.attempts + 1):
+            retry_after = None
+            try:
+                return request()
+            except TRANSIENT_ERRORS as error:
+                last = f"{type(error).__name__}: {error}"
+            except requests.HTTPError as error:
+                status = error.response.status_code if error.response is not None else None
+                if status != 429 and (status is None or status < 500):
+                    raise DocDbError(f"DocDB {what} at {self.url} was rejected: {_http_error(error)}") from error
+                last = _http_error(error)
+                retry_after = _retry_after(error.response)
+            except ValueError as error:  # a body that is not JSON
+                raise DocDbError(f"DocDB {what} at {self.url} returned an unreadable response: {error}") from error
+            if attempt < self.retry.attempts:
+                self.sleep(self.retry.wait(attempt, retry_after))
+        raise DocDbError(f"DocDB {what} at {self.url} failed after {self.retry.attempts} attempts; last error: {last}")
+
+
+def _brief(value: Any, limit: int = 160) -> str:
+    """`value` as JSON for an error message, cut to `limit` characters."""
+    text = json.dumps(value, default=str)
+    return text if len(text) <= limit else f"{text[:limit]}..."
+
+
+def _http_error(error: requests.HTTPError) -> str:
+    response = error.response
+    if response is None:
+        return str(error)
+    return f"HTTP {response.status_code} {response.reason}: {response.text[:200]}"
+
+
+def _retry_after(response: requests.Response | None) -> float | None:
+    try:
+        return float(response.headers.get("Retry-After", "")) if response is not None else None
+    except ValueError:  # an HTTP date: fall back to the backoff
+        return None

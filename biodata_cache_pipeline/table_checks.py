@@ -1,0 +1,37 @@
+"""What the asset checks verify, as pure functions over Arrow values (see `assets/checks.py`)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from biodata_cache_pipeline.tables.declaration import TableSpec
+
+
+def schema_problems(spec: TableSpec, stored: pa.Schema) -> list[str]:
+    """How a stored file schema differs from the declaration ([] when it matches)."""
+    declared = spec.schema
+    if stored.names != declared.names:
+        return [f"columns {stored.names} differ from the declared {declared.names}"]
+    return [
+        f"column {name} is {stored.field(name).type}, declared {declared.field(name).type}"
+        for name in declared.names
+        if not stored.field(name).type.equals(declared.field(name).type)
+    ]
+
+
+def duplicated_values(values: pa.ChunkedArray | pa.Array) -> list:
+    """Values that occur more than once (nulls included), sorted by their string form."""
+    counts = pc.value_counts(values)
+    repeated = counts.filter(pc.greater(counts.field("counts"), 1)).field("values").to_pylist()
+    return sorted(repeated, key=str)
+
+
+def partition_column_problems(key: str, values: pa.ChunkedArray | pa.Array) -> list[str]:
+    """Rows of partition `key` whose stored partition column is null or names another partition."""
+    nulls = values.null_count
+    others = sorted({v for v in pc.unique(values).to_pylist() if v is not None and v != key})
+    problems = [f"{key}: {nulls} rows with a null partition key"] if nulls else []
+    if others:
+        problems.append(f"{key}: rows of other partitions {others[:5]}")
+    return problems

@@ -1,0 +1,89 @@
+"""Asset checks: what they detect (pure functions) and that they fail in Dagster when storage is wrong."""
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from dagster import AssetCheckKey, AssetKey, AssetSelection, DagsterInstance, materialize
+
+from biodata_cache_pipeline.assets import ALL_ASSETS
+from biodata_cache_pipeline.assets.checks import ALL_CHECKS
+from biodata_cache_pipeline.cli import materialize_all
+from biodata_cache_pipeline.environment import pipeline_resources
+from biodata_cache_pipeline.table_checks import duplicated_values, partition_column_problems, schema_problems
+from biodata_cache_pipeline.tables import TABLES
+from biodata_cache_pipeline.tables.unique_values import UNIQUE_GENOTYPES
+from biodata_cache_pipeline.version import version_folder
+
+from handmade_corpus import asset_name, use_local_environment, write_corpus, write_record
+
+VERSION = version_folder()
+
+
+def test_schema_problems():
+    spec = UNIQUE_GENOTYPES
+    assert schema_problems(spec, spec.schema) == []
+    assert schema_problems(spec, pa.schema([("genotype", pa.int64())])) == ["column genotype is int64, declared string"]
+    assert schema_problems(spec, pa.schema([("other", pa.string())])) == [
+        "columns ['other'] differ from the declared ['genotype']"
+    ]
+
+
+def test_every_declared_schema_survives_a_parquet_round_trip(tmp_path):
+    for spec in TABLES.values():
+        pq.write_table(spec.empty(), tmp_path / "t.pqt", use_compliant_nested_type=True)
+        assert schema_problems(spec, pq.read_schema(tmp_path / "t.pqt")) == [], spec.name
+
+
+def test_duplicated_values():
+    assert duplicated_values(pa.chunked_array([["a", "b", "a", None, None, "c"]])) == [None, "a"]
+    assert duplicated_values(pa.array(["a", "b"])) == []
+
+
+def test_partition_column_problems():
+    assert partition_column_problems("s1", pa.array(["s1", "s1"])) == []
+    assert partition_column_problems("s1", pa.array(["s1", None, "s2"])) == [
+        "s1: 1 rows with a null partition key",
+        "s1: rows of other partitions ['s2']",
+    ]
+
+
+@pytest.fixture()
+def built(tmp_path, monkeypatch):
+    samples, cache = tmp_path / "samples", tmp_path / "cache"
+    write_corpus(samples, ["1", "2"])
+    write_record(samples, asset_name("3", 0), "3", record_id="id-shared")
+    write_record(samples, asset_name("3", 1), "3", record_id="id-shared")
+    use_local_environment(monkeypatch, samples, cache)
+    instance = DagsterInstance.ephemeral()
+    materialize_all(instance, say=lambda _: None)
+    return cache / VERSION, instance
+
+
+def latest_check(instance: DagsterInstance, asset: str, check: str):
+    record = instance.event_log_storage.get_asset_check_execution_history(
+        AssetCheckKey(AssetKey(asset), check), limit=1
+    )[0]
+    return record.event.dagster_event.event_specific_data
+
+
+def test_checks_run_with_every_build_and_report_duplicate_ids(built):
+    _, instance = built
+    for name in TABLES:
+        assert latest_check(instance, name, "schema_matches_declaration").passed, name
+    assert latest_check(instance, "quality_control", "no_null_partition_keys").passed
+    duplicates = latest_check(instance, "asset_basics", "id_unique")
+    assert not duplicates.passed
+    assert duplicates.metadata["problems"].value == "_id 'id-shared' occurs more than once"
+
+
+def test_schema_check_reads_the_stored_file_back(built):
+    version, instance = built
+    pq.write_table(pa.table({"genotype": pa.array([1, 2], pa.int64())}), version / "unique_genotypes.pqt")
+    check = AssetCheckKey(AssetKey("unique_genotypes"), "schema_matches_declaration")
+
+    result = materialize([*ALL_ASSETS, *ALL_CHECKS], selection=AssetSelection.checks(check), instance=instance,
+                         resources=pipeline_resources())
+
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert not evaluation.passed
+    assert evaluation.metadata["problems"].value == "column genotype is int64, declared string"

@@ -1,0 +1,118 @@
+"""`biodata-cache` through its console-script entry point, against a cache built by the pipeline."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+import biodata_cache_client as bdc
+from biodata_cache_pipeline.tables import TABLES
+from biodata_cache_pipeline.version import version_folder
+
+VERSION = version_folder()
+pytestmark = pytest.mark.usefixtures("client_settings")
+
+
+@pytest.fixture
+def cli(client_local_cache, capsys):
+    """Run the installed entry point in-process on the local cache; return (exit code, stdout, stderr)."""
+    (script,) = entry_points(group="console_scripts", name="biodata-cache")
+    main = script.load()
+    bdc.configure(root=client_local_cache)  # for the library calls that check the output
+
+    def run(*args: str, root: str = client_local_cache) -> tuple[int, str, str]:
+        code = main(["--root", root, *args])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+def test_versions(cli):
+    assert cli("versions") == (0, f"* {VERSION}\n", "")
+
+
+def test_tables(cli):
+    code, out, _ = cli("tables")
+    assert code == 0
+    lines = out.splitlines()
+    assert [line.split()[0] for line in lines] == sorted(TABLES)
+    qc_line = next(line for line in lines if line.startswith("quality_control"))
+    info = bdc.cache_info("quality_control")
+    assert f"{info['rows']} rows" in qc_line and f"{info['partitions']} partitions" in qc_line
+
+
+def test_info(cli, client_local_cache):
+    code, out, _ = cli("info", "platform_qc")
+    assert code == 0
+    assert out.startswith("platform_qc: ")
+    assert f"location          {client_local_cache}/{VERSION}/platform_qc/" in out
+    assert "built_at" in out and "partitions        5" in out
+    for column in TABLES["platform_qc"].column_names:
+        assert f"    {column} " in out
+
+
+def test_show_with_subject_and_limit(cli):
+    subject = bdc.quality_control(None)["subject_id"].value_counts().index[0]
+    code, out, _ = cli("show", "quality_control", "--subject", subject, "--limit", "3")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == TABLES["quality_control"].column_names
+    assert len(lines) == 1 + 3 + 1
+    assert lines[-1] == f"({len(bdc.qc(subject))} rows)"
+    code, out, _ = cli("show", "asset_basics", "--subject", subject, "--limit", "100")
+    assert out.splitlines()[-1] == f"({len(bdc.asset_basics(filters=[('subject_id', '=', subject)]))} rows)"
+
+
+def test_export_csv_and_parquet(cli, tmp_path):
+    code, out, _ = cli("export", "platform_fib", "--format", "csv", "--out", str(tmp_path / "fib.csv"))
+    assert code == 0 and out.startswith(f"wrote {len(bdc.platform_fib())} rows")
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "fib.csv", dtype=str, keep_default_na=False),
+        bdc.platform_fib().astype(str),
+    )
+    code, _, _ = cli("export", "quality_control", "--format", "parquet", "--out", str(tmp_path / "qc.parquet"))
+    assert code == 0
+    exported = pq.read_table(tmp_path / "qc.parquet")
+    assert exported.schema.names == TABLES["quality_control"].column_names
+    assert exported.num_rows == len(bdc.quality_control(None))
+
+
+def test_sql(cli):
+    code, out, _ = cli("sql", "select count(*) as n from asset_basics")
+    assert code == 0
+    assert out.split() == ["n", str(len(bdc.asset_basics()))]
+
+
+def test_errors_exit_nonzero_with_a_message(cli, tmp_path):
+    code, _, err = cli("show", "asset_basics", root=str(tmp_path / "empty"))
+    assert code == 1
+    assert f"table asset_basics not found in version folder {VERSION}" in err and "get_cache_versions()" in err
+    code, _, err = cli("show", "platform_fib", "--subject", "1")
+    assert code == 1 and "table platform_fib has no subject_id column" in err
+    code, _, err = cli("info", "nope")
+    assert code == 1 and "unknown table 'nope'" in err
+
+
+def test_local_copy_downloads_show_progress(client_s3_cache, aws_env, cli, tmp_path):
+    code, out, err = cli("--local-copy", str(tmp_path / "copy"), "show", "asset_basics", "--limit", "1",
+                         root=client_s3_cache)
+    assert code == 0 and out.splitlines()[-1] == f"({len(bdc.asset_basics())} rows)"
+    assert "downloading asset_basics" in err
+
+
+def test_console_script_runs(client_local_cache):
+    script = Path(sys.executable).parent / "biodata-cache"
+    result = subprocess.run(
+        [str(script), "--backend", "LOCAL", "--root", client_local_cache, "sql",
+         "select count(distinct platform) n from platform_qc"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["n", "5"]

@@ -1,0 +1,253 @@
+"""The pipeline as it runs unattended: dagster-webserver and dagster-daemon on loopback, driven
+through GraphQL, on SQLite (dagster.yaml) and on Postgres (dagster.postgres.yaml, against a
+server this test starts; skipped only when no PostgreSQL server is installed).
+
+The test launches the nightly job, lets the sensor sync the subject partitions and build
+quality_control, launches a full quality_control rebuild as a backfill (one run), and finds every
+table on disk.
+"""
+
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from glob import glob
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import requests
+import yaml
+
+from biodata_cache_pipeline.automation import SUBJECTS_TAG, nightly_run_tags
+from biodata_cache_pipeline.sample_corpus import generate_corpus
+from biodata_cache_pipeline.tables import TABLES
+from biodata_cache_pipeline.version import version_folder
+
+PROJECT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+LOCATION = {"repositoryLocationName": "biodata_cache", "repositoryName": "__repository__"}
+DEADLINE_SECONDS = 150  # for each wait below; the sensor ticks every 30 s
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(what: str, probe, timeout: float = DEADLINE_SECONDS, logs: Path | None = None):
+    """Poll `probe` until it returns something truthy; fail naming `what` (and the logs) on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(1)
+    tail = ""
+    if logs is not None:
+        tail = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(logs.glob("*.log")))
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n{tail}")
+
+
+@contextmanager
+def started(command: list[str], env: dict, log: Path):
+    """A process in its own session, stopped with its children (the code servers) at the end."""
+    with open(log, "w") as out:
+        process = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    try:
+        yield process
+    finally:
+        for sig, grace in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+            try:
+                os.killpg(process.pid, sig)
+                process.wait(grace)
+                break
+            except ProcessLookupError:
+                break
+            except subprocess.TimeoutExpired:
+                continue
+
+
+class GraphQL:
+    def __init__(self, port: int):
+        self.url = f"http://127.0.0.1:{port}/graphql"
+
+    def __call__(self, query: str, **variables) -> dict:
+        response = requests.post(self.url, json={"query": query, "variables": variables}, timeout=60)
+        response.raise_for_status()
+        body = response.json()
+        assert "errors" not in body, body["errors"]
+        return body["data"]
+
+    def ready(self) -> bool:
+        try:
+            entries = self("{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }")
+        except requests.RequestException:
+            return False
+        return any(e["name"] == "biodata_cache" and e["loadStatus"] == "LOADED"
+                   for e in entries["workspaceOrError"]["locationEntries"])
+
+    def run(self, run_id: str) -> dict:
+        return self("""query ($id: ID!) { runOrError(runId: $id) { ... on Run {
+            runId status tags { key value } } } }""", id=run_id)["runOrError"]
+
+    def finished(self, run_id: str) -> dict | None:
+        run = self.run(run_id)
+        return run if run["status"] in ("SUCCESS", "FAILURE", "CANCELED") else None
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("corpus")
+    generate_corpus(out, assets=150, seed=5)
+    return out
+
+
+def postgres_binaries() -> Path | None:
+    found = sorted(glob("/usr/lib/postgresql/*/bin/initdb")) or [shutil.which("initdb")]
+    return Path(found[-1]).parent if found[-1] else None
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A PostgreSQL server on 127.0.0.1 and a free port, in a temporary cluster, for this module."""
+    binaries = postgres_binaries()
+    if binaries is None:
+        pytest.skip("no PostgreSQL server installed; `.ci/install-postgres-server` installs one (root + apt-get)")
+    pytest.importorskip("dagster_postgres", reason="dagster-postgres missing: pip install -e '.[postgres]'")
+    as_user: list[str] = []
+    data = Path(tempfile.mkdtemp(prefix="bdc-postgres-"))
+    if os.geteuid() == 0:  # initdb refuses root: run the server as the `postgres` account
+        user = pwd.getpwnam("postgres")
+        os.chown(data, user.pw_uid, user.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    cluster, port = data / "cluster", free_port()
+
+    def pg(*args: str) -> None:
+        subprocess.run([*as_user, *args], check=True, capture_output=True, timeout=120)
+
+    pg(str(binaries / "initdb"), "-D", str(cluster), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+    options = f"-p {port} -c listen_addresses=127.0.0.1 -k {data}"
+    pg(str(binaries / "pg_ctl"), "-D", str(cluster), "-o", options, "-l", str(data / "server.log"), "-w", "start")
+    try:
+        pg(str(binaries / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "dagster")
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/dagster"
+    finally:
+        pg(str(binaries / "pg_ctl"), "-D", str(cluster), "-m", "fast", "-w", "stop")
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def run_unattended_pipeline(tmp_path: Path, corpus: Path, instance_file: str, extra_env: dict) -> None:
+    home, cache, logs = tmp_path / "dagster_home", tmp_path / "cache", tmp_path / "logs"
+    home.mkdir()
+    logs.mkdir()
+    shutil.copy(PROJECT / instance_file, home / "dagster.yaml")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("BIODATA_", "DAGSTER_"))},
+        "DAGSTER_HOME": str(home),
+        "BIODATA_CACHE_ENV": "local",
+        "BIODATA_SAMPLE_ROOT": str(corpus),
+        "BIODATA_CACHE_ROOT": str(cache),
+        **extra_env,
+    }
+    port = free_port()
+    gql = GraphQL(port)
+    webserver = [str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
+    daemon = [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"]
+    with started(webserver, env, logs / "webserver.log"), started(daemon, env, logs / "daemon.log"):
+        wait_for("the webserver to load the code location", gql.ready, logs=logs)
+
+        # What the UI shows: eleven described, grouped, owned assets with column schemas and checks.
+        nodes = gql("""{ assetNodes { assetKey { path } description groupName kinds
+            owners { ... on TeamAssetOwner { team } } metadataEntries { label }
+            assetChecksOrError { ... on AssetChecks { checks { name } } } } }""")["assetNodes"]
+        assert sorted(n["assetKey"]["path"][-1] for n in nodes) == sorted(TABLES)
+        for node in nodes:
+            assert node["description"] and node["groupName"] and "parquet" in node["kinds"], node
+            assert node["owners"] == [{"team": "biodata-cache"}], node
+            assert "dagster/column_schema" in {m["label"] for m in node["metadataEntries"]}, node
+            assert "schema_matches_declaration" in {c["name"] for c in node["assetChecksOrError"]["checks"]}, node
+        schedules = gql("""query ($repo: RepositorySelector!) { schedulesOrError(repositorySelector: $repo) {
+            ... on Schedules { results { name cronSchedule executionTimezone scheduleState { status } } } } }""",
+                        repo=LOCATION)["schedulesOrError"]["results"]
+        assert {"name": "nightly_refresh", "cronSchedule": "0 2 * * *", "executionTimezone": "America/Los_Angeles",
+                "scheduleState": {"status": "RUNNING"}} in schedules
+        sensors = gql("""query ($repo: RepositorySelector!) { sensorsOrError(repositorySelector: $repo) {
+            ... on Sensors { results { name sensorState { status } } } } }""", repo=LOCATION)["sensorsOrError"]
+        assert {"name": "quality_control_subjects", "sensorState": {"status": "RUNNING"}} in sensors["results"]
+
+        # The nightly job (what the schedule launches at 02:00): unpartitioned tables + platform_qc.
+        launched = gql("""mutation ($params: ExecutionParams!) { launchRun(executionParams: $params) {
+            __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
+            ... on RunConfigValidationInvalid { errors { message } } } }""",
+                       params={"selector": {**LOCATION, "jobName": "nightly_tables"},
+                               "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in nightly_run_tags().items()]}})
+        assert launched["launchRun"]["__typename"] == "LaunchRunSuccess", launched
+        nightly = wait_for("the nightly run", lambda: gql.finished(launched["launchRun"]["run"]["runId"]), logs=logs)
+        assert nightly["status"] == "SUCCESS", nightly
+
+        # The sensor adds the subject partitions and builds quality_control for all (new) subjects.
+        def sensor_run():
+            runs = gql("""{ runsOrError { ... on Runs { results { runId status tags { key value } } } } }""")
+            return next((r for r in runs["runsOrError"]["results"]
+                         if any(t["key"] == SUBJECTS_TAG for t in r["tags"]) and r["status"] in ("SUCCESS", "FAILURE")),
+                        None)
+        qc_run = wait_for("the sensor's quality_control run", sensor_run, logs=logs)
+        assert qc_run["status"] == "SUCCESS", qc_run
+
+        version = cache / version_folder()
+        subjects = {s for s in pq.read_table(version / "asset_basics.pqt").column("subject_id").to_pylist() if s}
+        qc_folders = {p.name.removeprefix("subject_id=") for p in (version / "qc").iterdir()}
+        assert qc_folders == subjects
+
+        # A full rebuild of every subject is one backfill, and one run.
+        backfill = gql("""mutation ($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
+            __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }""",
+                       params={"assetSelection": [{"path": ["quality_control"]}], "allPartitions": True})
+        assert backfill["launchPartitionBackfill"]["__typename"] == "LaunchBackfillSuccess", backfill
+
+        def backfill_runs_finished():
+            runs = gql("""query ($id: String!) { partitionBackfillOrError(backfillId: $id) {
+                ... on PartitionBackfill { runs { runId status } } } }""",
+                       id=backfill["launchPartitionBackfill"]["backfillId"])["partitionBackfillOrError"]["runs"]
+            return runs if runs and all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in runs) else None
+        runs = wait_for("the full quality_control backfill", backfill_runs_finished, logs=logs)
+        assert [run["status"] for run in runs] == ["SUCCESS"], runs
+
+        partition_stats = gql("""{ assetNodes(assetKeys: [{path: ["quality_control"]}]) {
+            partitionStats { numMaterialized numPartitions } } }""")["assetNodes"][0]["partitionStats"]
+        assert partition_stats == {"numMaterialized": len(subjects), "numPartitions": len(subjects)}
+
+    for name, spec in TABLES.items():
+        assert (version / "cache_registry" / f"{name}.json").is_file(), name
+        if not spec.partitioned:
+            assert pq.read_metadata(version / f"{name}.pqt").num_rows >= 0
+    fragment = json.loads((version / "cache_registry" / "quality_control.json").read_text())
+    assert fragment["build"]["partitions"] == len(subjects)
+    assert sorted(p.name for p in (version / "platform_qc").iterdir()) == sorted(
+        f"platform={p}" for p in TABLES["platform_qc"].static_partitions)
+
+
+def test_unattended_pipeline_on_sqlite(tmp_path, corpus):
+    run_unattended_pipeline(tmp_path, corpus, "dagster.yaml", {})
+
+
+def test_unattended_pipeline_on_postgres(tmp_path, corpus, postgres_url):
+    run_unattended_pipeline(tmp_path, corpus, "dagster.postgres.yaml", {"DAGSTER_POSTGRES_URL": postgres_url})
+
+
+def test_the_postgres_instance_file_differs_only_in_storage():
+    sqlite = yaml.safe_load((PROJECT / "dagster.yaml").read_text())
+    postgres = yaml.safe_load((PROJECT / "dagster.postgres.yaml").read_text())
+    assert "storage" not in sqlite
+    assert postgres.pop("storage") == {"postgres": {"postgres_url": {"env": "DAGSTER_POSTGRES_URL"}}}
+    assert postgres == sqlite

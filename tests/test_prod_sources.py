@@ -1,0 +1,225 @@
+"""Acceptance: the production resources give the same cache as the embedded default.
+
+The same records (a generated corpus plus the real records of ../shared/fixtures, when present)
+are materialised twice: from local asset folders into a local cache, and with
+BIODATA_CACHE_ENV=prod from the DocDB stand-in (the real MetadataDbClient through its session
+seam), the open-data bucket and SESSION_DB on moto_server, into a cache on moto_server.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import boto3
+import pytest
+from aind_dynamic_foraging_database import SESSION_DB
+from dagster import DagsterInstance
+
+from biodata_cache_pipeline.cli import materialize_all
+from biodata_cache_pipeline.docdb_standin import DROP, DocDbStandIn, records_from_folder
+from biodata_cache_pipeline.sample_corpus import generate_corpus
+from biodata_cache_pipeline.sources.docdb import DocDbError
+from biodata_cache_pipeline.storage import CacheStore
+from biodata_cache_pipeline.tables import TABLES
+from biodata_cache_pipeline.tables.foraging import FORAGING_SESSIONS
+from biodata_cache_pipeline.version import version_folder
+
+FIXTURE_RECORDS = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "records"
+OPEN_DATA_BUCKET = "aind-open-data"
+CACHE_BUCKET = "prod-like-cache"
+PROD_CACHE = f"s3://{CACHE_BUCKET}/data-asset-cache"
+DOCDB_URL = "https://api.allenneuraldynamics.org/v2/metadata_index/data_assets"
+
+
+def _clear_biodata_env(monkeypatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("BIODATA_") or name in ("AWS_ENDPOINT_URL_S3", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+            monkeypatch.delenv(name)
+
+
+def _materialize(monkeypatch, env: dict[str, str]) -> None:
+    _clear_biodata_env(monkeypatch)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    materialize_all(DagsterInstance.ephemeral(), say=lambda _: None)
+
+
+def _prod_env(moto_env: dict, standin: DocDbStandIn, cache_root: str, **settings: str) -> dict[str, str]:
+    """Production resources with every default kept except the cache root; DocDB is the stand-in."""
+    return {
+        **moto_env,
+        "BIODATA_CACHE_ENV": "prod",
+        "BIODATA_DOCDB_LOOPBACK_PORT": str(standin.port),
+        "BIODATA_DOCDB_PAGE_SIZE": "50",
+        "BIODATA_DOCDB_BATCH_SIZE": "25",
+        "BIODATA_DOCDB_RETRY_DELAY": "0",
+        "BIODATA_CACHE_ROOT": cache_root,
+        **settings,
+    }
+
+
+def cache_contents(root: str) -> dict[str, list[dict]]:
+    """Rows of every table: unpartitioned tables by name, partitions as `<folder>/<key>=<value>`."""
+    store = CacheStore(root)
+    contents = {}
+    for name, spec in TABLES.items():
+        if spec.partitioned:
+            for value in store.list_partitions(spec):
+                contents[f"{spec.object_name}/{spec.partition_key}={value}"] = _rows(store.read_partition(spec, value))
+        else:
+            contents[name] = _rows(store.read_table(spec))
+    return contents
+
+
+def _rows(table) -> list[dict]:
+    """Rows with NaN made comparable."""
+    return [
+        {k: "NaN" if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
+        for row in table.to_pylist()
+    ]
+
+
+def assert_same_tables(actual_root: str, expected_root: str) -> None:
+    expected, actual = cache_contents(expected_root), cache_contents(actual_root)
+    assert sorted(actual) == sorted(expected)
+    for key, rows in expected.items():
+        assert actual[key] == rows, f"{key} differs"
+
+
+def s3_objects(bucket: str, prefix: str) -> dict[str, tuple[str, bytes]]:
+    s3 = boto3.client("s3")
+    objects = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+            objects[item["Key"]] = (item["ETag"], body)
+    return objects
+
+
+@pytest.fixture(scope="module")
+def records_root(tmp_path_factory) -> Path:
+    """A generated corpus, plus the real fixture records (read in place) as asset folders."""
+    root = tmp_path_factory.mktemp("records")
+    generate_corpus(root, assets=300, seed=5)
+    for path in sorted(FIXTURE_RECORDS.glob("*/*.json")):
+        record = json.loads(path.read_text())
+        folder = root / record["name"]
+        assert not folder.exists(), f"fixture {path} has the name of a generated asset"
+        folder.mkdir()
+        (folder / "metadata.nd.json").write_text(json.dumps(record))
+    return root
+
+
+@pytest.fixture(scope="module")
+def local_cache(records_root, tmp_path_factory) -> str:
+    cache = str(tmp_path_factory.mktemp("local-cache"))
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _materialize(monkeypatch, {"BIODATA_SAMPLE_ROOT": str(records_root), "BIODATA_CACHE_ROOT": cache})
+    return cache
+
+
+@pytest.fixture(scope="module")
+def standin(records_root, moto_s3_env):
+    """The records on the DocDB stand-in; their files on the open-data bucket and SESSION_DB on moto."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for name, value in moto_s3_env.items():
+            monkeypatch.setenv(name, value)
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket=OPEN_DATA_BUCKET)
+        for path in sorted(p for p in records_root.rglob("*") if p.is_file()):
+            s3.put_object(Bucket=OPEN_DATA_BUCKET, Key=str(path.relative_to(records_root)), Body=path.read_bytes())
+        sessions_bucket, sessions_key = SESSION_DB.removeprefix("s3://").split("/", 1)
+        s3.create_bucket(Bucket=sessions_bucket)
+        s3.put_object(Bucket=sessions_bucket, Key=sessions_key,
+                      Body=(records_root / "_foraging" / "session_table.parquet").read_bytes())
+        s3.create_bucket(Bucket=CACHE_BUCKET)
+    with DocDbStandIn(records_from_folder(str(records_root)), max_batch=40) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def prod_cache(standin, moto_s3_env) -> tuple[str, list]:
+    """The cache built by the production resources; and the DocDB requests that built it."""
+    first = len(standin.requests)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _materialize(monkeypatch, _prod_env(moto_s3_env, standin, PROD_CACHE))
+    return PROD_CACHE, standin.requests[first:]
+
+
+def test_production_resources_build_the_same_cache_row_for_row(local_cache, prod_cache, records_root, aws_env):
+    root, docdb_requests = prod_cache
+    assert_same_tables(root, local_cache)
+
+    contents = cache_contents(root)
+    assert len(contents["asset_basics"]) > (300 if FIXTURE_RECORDS.is_dir() else 250)
+    assert all(rows for key, rows in contents.items() if "=" not in key), "every table has rows"
+    # The open-data lookups found files on the bucket, also for records assembled from core files
+    # (their location is the local asset folder).
+    smartspim = contents["assets_smartspim"]
+    assert any(r["channel"] for r in smartspim) and any(r["raw_link"] for r in smartspim)
+    assembled = {r["name"] for r in contents["asset_basics"] if (r["location"] or "").startswith(str(records_root))}
+    assert any(r["curriculum_name"] for r in contents["behavior_curriculum"] if r["asset_name"] in assembled)
+    registry = {t["name"]: t for t in CacheStore(root).read_registry()["tables"]}
+    assert registry["asset_basics"]["build"]["source"] == DOCDB_URL
+    assert registry["asset_basics"]["location"] == f"{PROD_CACHE}/{version_folder()}/asset_basics.pqt"
+    local_registry = {t["name"]: t for t in CacheStore(local_cache).read_registry()["tables"]}
+    assert local_registry["asset_basics"]["build"]["source"] == str(records_root)
+
+    # Paged finds sorted by _id, always with a projection; the unique tables as aggregations.
+    finds = [params for method, route, params in docdb_requests if route == "find"]
+    assert finds and all(p["sort"] == {"_id": 1} and p["projection"] and p["limit"] == 50 for p in finds)
+    in_batches = [p["filter"]["name"]["$in"] for p in finds if p.get("filter")]
+    assert in_batches and max(len(batch) for batch in in_batches) <= 25
+    assert sum(route == "aggregate" for _, route, _ in docdb_requests) == 3
+
+
+def test_transient_docdb_failures_are_retried_and_the_cache_is_the_same(local_cache, standin, moto_s3_env, monkeypatch):
+    standin.fail(2, 503, after=5)
+    standin.fail(1, 429, after=7)
+    standin.fail(1, DROP, after=11)
+    standin.fail(2, 500, after=3)
+    before = standin.failures_served
+    root = f"s3://{CACHE_BUCKET}/retried"
+    try:
+        _materialize(monkeypatch, _prod_env(moto_s3_env, standin, root))
+    finally:
+        standin.heal()
+    assert standin.failures_served - before == 6
+    assert_same_tables(root, local_cache)
+
+
+def test_a_docdb_outage_leaves_the_published_tables_untouched(prod_cache, standin, aws_env, monkeypatch):
+    root, _ = prod_cache
+    prefix = root.removeprefix(f"s3://{CACHE_BUCKET}/")
+    before = s3_objects(CACHE_BUCKET, prefix)
+    standin.fail(10**6, 503)
+    try:
+        with pytest.raises(Exception) as failure:
+            _materialize(monkeypatch, _prod_env(aws_env, standin, root, BIODATA_DOCDB_RETRY_ATTEMPTS="3"))
+    finally:
+        standin.heal()
+    causes = []
+    error: BaseException | None = failure.value
+    while error is not None:
+        causes.append(error)
+        error = error.__cause__ or getattr(error, "user_exception", None)
+    docdb_error = next((e for e in causes if isinstance(e, DocDbError)), None)
+    assert docdb_error is not None, f"not a DocDB failure: {failure.value!r}"
+    assert "failed after 3 attempts" in str(docdb_error) and DOCDB_URL in str(docdb_error)
+
+    after = s3_objects(CACHE_BUCKET, prefix)
+    assert sorted(after) == sorted(before)
+    # foraging_sessions does not read DocDB: it is rebuilt (same data), so its fragment and the
+    # merged registry get a new build time. Every other object is exactly as it was.
+    rebuilt = {f"{prefix}/{version_folder()}/cache_registry/{FORAGING_SESSIONS.name}.json",
+               f"{prefix}/{version_folder()}/cache_registry.json"}
+    for key, (etag, body) in before.items():
+        if key not in rebuilt:
+            assert after[key] == (etag, body), f"{key} changed"
+    registry_before = json.loads(before[f"{prefix}/{version_folder()}/cache_registry.json"][1])
+    registry_after = json.loads(after[f"{prefix}/{version_folder()}/cache_registry.json"][1])
+    unchanged = [t for t in registry_before["tables"] if t["name"] != FORAGING_SESSIONS.name]
+    assert [t for t in registry_after["tables"] if t["name"] != FORAGING_SESSIONS.name] == unchanged
