@@ -1,12 +1,12 @@
 """The IO manager through real Dagster runs: partition paths, encoding, removal, registry, versions."""
 
 import json
-from pathlib import Path
 
-import pyarrow.dataset as ds
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pytest
 from dagster import AssetKey, DagsterInstance, asset, materialize
+from handmade_corpus import remove_record, write_record
 
 from biodata_cache_pipeline.assets import ALL_ASSETS, SUBJECT_PARTITIONS
 from biodata_cache_pipeline.io_manager import CacheIOManager
@@ -15,23 +15,6 @@ from biodata_cache_pipeline.version import version_folder
 
 VERSION = version_folder()
 UNUSUAL_SUBJECTS = ["828418", "007", "a/b c", "50%,ü"]
-
-
-def write_record(root: Path, name: str, subject_id: str, metrics: int) -> None:
-    record = {
-        "_id": f"id-{name}",
-        "name": name,
-        "subject": {"subject_id": subject_id},
-        "acquisition": {"acquisition_start_time": "2025-01-02T03:04:05Z"},
-        "quality_control": {
-            "metrics": [
-                {"name": f"m{i}", "stage": "Raw data", "value": i, "status_history": [{"status": "Pass"}]}
-                for i in range(metrics)
-            ]
-        },
-    }
-    (root / name).mkdir(parents=True)
-    (root / name / "metadata.nd.json").write_text(json.dumps(record))
 
 
 @pytest.fixture()
@@ -85,9 +68,7 @@ def test_registry_and_versions_follow_the_write(run_qc):
 def test_a_subject_without_records_loses_its_partition(run_qc):
     run, samples, version = run_qc
     run(UNUSUAL_SUBJECTS[0], UNUSUAL_SUBJECTS[-1])
-    gone = samples / "asset2_2025-01-02_03-04-05"
-    (gone / "metadata.nd.json").unlink()
-    gone.rmdir()
+    remove_record(samples, "asset2_2025-01-02_03-04-05")
 
     assert run("a/b c").success
 
