@@ -1,4 +1,5 @@
-"""Shared fixtures: caches built by the pipeline for the client tests (local, memory, S3 on moto)."""
+"""Shared fixtures: an isolated Dagster home for every test, and caches built by the pipeline for
+the client tests (local, memory, S3 on moto)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,20 @@ import pytest
 
 CLIENT_CORPUS_ASSETS = 200
 MOTO_SERVER = Path(sys.executable).parent / "moto_server"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_dagster_home(tmp_path_factory):
+    """Tests, and the processes they start, use an empty Dagster home of their own: never the
+    developer's instance, and no need for `.dagster_home/` to exist (`make` exports it)."""
+    home = tmp_path_factory.mktemp("dagster_home")
+    previous = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(home)
+    yield home
+    if previous is None:
+        os.environ.pop("DAGSTER_HOME", None)
+    else:
+        os.environ["DAGSTER_HOME"] = previous
 
 
 def _build_cache(corpus: Path, root: str, env: dict[str, str]) -> str:
