@@ -90,11 +90,16 @@ class GraphQL:
 
     def ready(self) -> bool:
         try:
-            entries = self("{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }")
+            entries = self("""{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus
+                locationOrLoadError { __typename ... on PythonError { message } } } } } }""")
         except requests.RequestException:
             return False
-        return any(e["name"] == "biodata_cache" and e["loadStatus"] == "LOADED"
-                   for e in entries["workspaceOrError"]["locationEntries"])
+        for entry in entries["workspaceOrError"]["locationEntries"]:
+            if entry["name"] == "biodata_cache" and entry["loadStatus"] == "LOADED":
+                error = entry["locationOrLoadError"]
+                assert error["__typename"] != "PythonError", f"the code location failed to load: {error['message']}"
+                return True
+        return False
 
     def run(self, run_id: str) -> dict:
         return self("""query ($id: ID!) { runOrError(runId: $id) { ... on Run {
@@ -159,6 +164,10 @@ def run_unattended_pipeline(tmp_path: Path, corpus: Path, instance_file: str, ex
         "BIODATA_CACHE_ROOT": str(cache),
         **extra_env,
     }
+    # Create the instance's databases once, before three processes race to create them (on a
+    # fresh SQLite home that race can leave alembic with two heads and the code location unloaded).
+    subprocess.run([str(BIN / "dagster"), "instance", "migrate"], env=env, check=True, capture_output=True,
+                   timeout=120)
     port = free_port()
     gql = GraphQL(port)
     webserver = [str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
