@@ -13,7 +13,7 @@ export DAGSTER_HOME := $(CURDIR)/.dagster_home
 export BIODATA_SAMPLE_ROOT := $(abspath $(SAMPLE_ROOT))
 export BIODATA_CACHE_ROOT := $(abspath $(CACHE_ROOT))
 
-.PHONY: venv run sample test dev clean
+.PHONY: venv run sample test dev clean bench
 
 venv: $(INSTALLED)
 
@@ -43,6 +43,11 @@ run: venv $(DAGSTER_HOME)/dagster.yaml $(SAMPLE_ROOT)/.complete
 test: venv
 	.ci/install-postgres-server
 	$(BIN)/python -m pytest
+
+# Benchmarks (benchmarks/README.md): corpora and runs under BENCH_DIR; QUICK=1 measures 10,000 assets only.
+BENCH_DIR ?= /tmp/bdc-bench
+bench: venv
+	$(BIN)/python benchmarks/run.py --scratch $(BENCH_DIR) $(if $(QUICK),--quick)
 
 dev: venv $(DAGSTER_HOME)/dagster.yaml $(SAMPLE_ROOT)/.complete
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1

@@ -29,12 +29,21 @@ from botocore.exceptions import BotoCoreError, ClientError
 from biodata_cache_client.config import Settings, current_settings
 from biodata_cache_client.frames import matches_declaration, read_schema, upgrade
 from biodata_cache_client.sources import open_source
-from biodata_cache_pipeline.storage import CUSTOM_FOLDER, PARTITION_FILE, REGISTRY_FILE, REGISTRY_FOLDER, VERSIONS_FILE
+from biodata_cache_pipeline.storage import (
+    CUSTOM_FOLDER,
+    PARTITION_FILE,
+    REGISTRY_FILE,
+    REGISTRY_FOLDER,
+    VERSIONS_FILE,
+    encode_partition_value,
+)
 from biodata_cache_pipeline.tables import TABLES
 from biodata_cache_pipeline.tables.declaration import TableSpec
 from biodata_cache_pipeline.version import PIPELINE_VERSION, version_folder
 
 VERSION_FOLDER_PATTERN = re.compile(r"^bdc-v(\d+)\.(\d+)$")
+# Up to this many requested partitions are looked up one by one (a HEAD each on S3), more by one listing.
+DIRECT_PARTITION_LOOKUPS = 16
 # A reader (and its S3 connection) is reused until the settings or one of these variables change.
 AWS_SETTINGS = (
     "AWS_ENDPOINT_URL",
@@ -187,6 +196,12 @@ class CacheReader:
             if not self.source.is_file(relative):
                 raise self._missing(spec.name, version)
             return [relative]
+        if partitions is not None and 0 < len(set(partitions)) <= DIRECT_PARTITION_LOOKUPS:
+            # A few partitions (one subject's QC): look each up instead of listing every partition.
+            direct = [self._partition_object(spec, base, value) for value in dict.fromkeys(partitions)]
+            if all(direct):
+                return direct
+            # Something is absent: the listing below tells a missing partition from a missing table.
         present = {}
         for relative in self.source.list_files(base):
             segment, _, name = relative.removeprefix(f"{base}/").partition("/")
@@ -205,6 +220,15 @@ class CacheReader:
                 stacklevel=4,
             )
         return [present[value] for value in dict.fromkeys(partitions) if value in present]
+
+    def _partition_object(self, spec: TableSpec, base: str, value: str) -> str | None:
+        """The relative path of one partition's object, None when it is absent."""
+        try:
+            segment = f"{spec.partition_key}={encode_partition_value(value)}"
+        except (TypeError, ValueError):  # a value no partition can have (empty, '.', '..')
+            return None
+        relative = f"{base}/{segment}/{PARTITION_FILE}"
+        return relative if self.source.is_file(relative) else None
 
     def _upgraded_file(self, spec: TableSpec, filesystem: pafs.FileSystem, path: str) -> pa.Table:
         """One file of an older version folder, upgraded; the partition value comes from its path."""

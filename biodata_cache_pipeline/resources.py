@@ -6,18 +6,22 @@ code runs whatever implementation is plugged in.
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 from abc import abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from aind_data_access_api.document_db import MetadataDbClient
-from dagster import ConfigurableResource
-from pydantic import Field
+from dagster import ConfigurableResource, InitResourceContext
+from pydantic import Field, PrivateAttr
 
 from biodata_cache_pipeline.records import NormalizedRecord
 from biodata_cache_pipeline.sources import docdb
 from biodata_cache_pipeline.sources.local_folder import LocalFolderRecords
+from biodata_cache_pipeline.sources.record_store import RecordStore
 from biodata_cache_pipeline.sources.open_data import OpenDataStore
 from biodata_cache_pipeline.storage import filesystem_for
 
@@ -51,17 +55,49 @@ class RecordsResource(ConfigurableResource):
 class LocalRecordsResource(RecordsResource):
     """Metadata records read from a folder of data-asset folders (the embedded default).
 
-    Reads whole records: `fields` only matters to remote sources.
+    Reads whole records: `fields` only matters to remote sources. Within a run each asset folder
+    is parsed at most once: the first table to read the records takes a snapshot into a record
+    store (see `sources/record_store.py`) and the other tables of the run read that snapshot.
+    With `record_store` set, the store is kept between runs and only folders whose files changed
+    are parsed again; otherwise it is a temporary folder of the process.
     """
 
     root: str = Field(description="Folder (or s3:// prefix) holding one folder per data asset.")
+    record_store: str | None = Field(
+        default=None,
+        description="Folder keeping parsed records between runs (BIODATA_RECORD_STORE); default: a "
+        "temporary folder of the process, so a new process parses every folder once.",
+    )
+    _source: LocalFolderRecords | None = PrivateAttr(default=None)
 
     @property
     def source(self) -> str:
         return self.root
 
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        # One snapshot per run: a new source (and store connection) for each run.
+        self._source = LocalFolderRecords(self.root, store=RecordStore(self.record_store or _temporary_folder(), self.root))
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        if self._source is not None and self._source.store is not None:
+            self._source.store.close()
+        self._source = None
+
     def records(self, fields: Sequence[str] | None = None) -> Iterator[NormalizedRecord]:
-        return LocalFolderRecords(self.root).records()
+        # Outside a run (a direct call), every call reads the folders afresh.
+        source = self._source if self._source is not None else LocalFolderRecords(self.root)
+        return source.records()
+
+
+_TEMPORARY: list[str] = []
+
+
+def _temporary_folder() -> str:
+    """A record-store folder for this process, removed when it exits."""
+    if not _TEMPORARY:
+        _TEMPORARY.append(tempfile.mkdtemp(prefix="biodata-records-"))
+        atexit.register(shutil.rmtree, _TEMPORARY[0], True)
+    return _TEMPORARY[0]
 
 
 class DocDbRecordsResource(RecordsResource):

@@ -187,13 +187,17 @@ class CacheStore:
         self._require_partitioned(spec, False)
         return self._read_parquet(spec, self._table_path(spec))
 
-    def read_partition(self, spec: TableSpec, value: str) -> pa.Table:
-        return self._read_parquet(spec, self.partition_path(spec, value))
+    def read_partition(self, spec: TableSpec, value: str, columns: list[str] | None = None) -> pa.Table:
+        """One partition (or some of its columns, with their declared types)."""
+        path = self.partition_path(spec, value)
+        return self._read_parquet(spec, path) if columns is None else self._read_columns(spec, path, columns)
 
     def read_columns(self, spec: TableSpec, columns: list[str]) -> pa.Table:
         """Some columns of an unpartitioned table, with their declared types."""
         self._require_partitioned(spec, False)
-        path = self._table_path(spec)
+        return self._read_columns(spec, self._table_path(spec), columns)
+
+    def _read_columns(self, spec: TableSpec, path: str, columns: list[str]) -> pa.Table:
         try:
             with self.filesystem.open_input_file(path) as source:
                 table = pq.read_table(source, columns=columns)

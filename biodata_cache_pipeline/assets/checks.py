@@ -81,7 +81,7 @@ def no_null_partition_keys(
     ]
     checked = _checked_partitions(context, store, QUALITY_CONTROL)
     for key in checked:
-        column = store.read_partition(QUALITY_CONTROL, key).column(QUALITY_CONTROL.partition_key)
+        column = store.read_partition(QUALITY_CONTROL, key, [QUALITY_CONTROL.partition_key]).column(0)
         problems += partition_column_problems(key, column)
     return _result(problems, partitions_checked=len(checked))
 

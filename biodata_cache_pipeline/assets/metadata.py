@@ -3,7 +3,7 @@
 
 from dagster import Output, asset
 
-from biodata_cache_pipeline.assets.common import table_asset
+from biodata_cache_pipeline.assets.common import collector_paused, table_asset
 from biodata_cache_pipeline.io_manager import SOURCE_METADATA_KEY
 from biodata_cache_pipeline.records import RecordTally
 from biodata_cache_pipeline.resources import RecordsResource
@@ -32,7 +32,8 @@ def _unique_values_asset(spec, attribute: str, fields: tuple[str, ...]):
 
     @asset(**table_asset(spec, GROUP))
     def _unique_values(records: RecordsResource) -> Output:
-        table = build_unique_values(spec, records.distinct(attribute, fields))
+        with collector_paused():
+            table = build_unique_values(spec, records.distinct(attribute, fields))
         return Output(table, metadata={SOURCE_METADATA_KEY: records.source})
 
     return _unique_values
@@ -46,10 +47,14 @@ unique_genotypes = _unique_values_asset(UNIQUE_GENOTYPES, "genotype", GENOTYPE_F
 @asset(**table_asset(ASSET_BASICS, GROUP))
 def asset_basics(records: RecordsResource) -> Output:
     tally = RecordTally()
-    return _output(build_asset_basics(tally.track(records.records(ASSET_BASICS_FIELDS))), records, tally)
+    with collector_paused():
+        table = build_asset_basics(tally.track(records.records(ASSET_BASICS_FIELDS)))
+    return _output(table, records, tally)
 
 
 @asset(**table_asset(SOURCE_DATA, GROUP))
 def source_data(records: RecordsResource) -> Output:
     tally = RecordTally()
-    return _output(build_source_data(tally.track(records.records(SOURCE_DATA_FIELDS))), records, tally)
+    with collector_paused():
+        table = build_source_data(tally.track(records.records(SOURCE_DATA_FIELDS)))
+    return _output(table, records, tally)

@@ -4,7 +4,7 @@
 import pyarrow as pa
 from dagster import AssetExecutionContext, MetadataValue, Output, ResourceParam, asset
 
-from biodata_cache_pipeline.assets.common import table_asset
+from biodata_cache_pipeline.assets.common import collector_paused, table_asset
 from biodata_cache_pipeline.io_manager import SOURCE_METADATA_KEY, CacheIOManager
 from biodata_cache_pipeline.records import RecordTally
 from biodata_cache_pipeline.resources import ForagingSessionsResource, OpenDataResource, RecordsResource
@@ -22,14 +22,16 @@ def assets_smartspim(
 ) -> Output:
     tally = RecordTally()
     records_read = tally.track(records.records(ASSETS_SMARTSPIM_FIELDS))
-    table = build_assets_smartspim(records_read, source_data, open_data.store())
+    with collector_paused():
+        table = build_assets_smartspim(records_read, source_data, open_data.store())
     return Output(table, metadata={SOURCE_METADATA_KEY: records.source, **tally.metadata()})
 
 
 @asset(**table_asset(PLATFORM_FIB, GROUP))
 def platform_fib(records: RecordsResource) -> Output:
     tally = RecordTally()
-    table = build_platform_fib(tally.track(records.records(PLATFORM_FIB_FIELDS)))
+    with collector_paused():
+        table = build_platform_fib(tally.track(records.records(PLATFORM_FIB_FIELDS)))
     return Output(table, metadata={SOURCE_METADATA_KEY: records.source, **tally.metadata()})
 
 
@@ -49,7 +51,8 @@ def behavior_curriculum(
     asset_basics: pa.Table, open_data: OpenDataResource, cache_io_manager: ResourceParam[CacheIOManager]
 ) -> Output:
     previous = cache_io_manager.read_published(BEHAVIOR_CURRICULUM)
-    table, reused = build_behavior_curriculum(asset_basics, open_data.store(), previous)
+    with collector_paused():
+        table, reused = build_behavior_curriculum(asset_basics, open_data.store(), previous)
     return Output(
         table,
         metadata={SOURCE_METADATA_KEY: open_data.root, "reused_rows": reused, "looked_up": table.num_rows - reused},

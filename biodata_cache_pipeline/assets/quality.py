@@ -18,7 +18,7 @@ from dagster import (
     asset,
 )
 
-from biodata_cache_pipeline.assets.common import table_asset
+from biodata_cache_pipeline.assets.common import collector_paused, table_asset
 from biodata_cache_pipeline.io_manager import SOURCE_METADATA_KEY, CacheIOManager, PartitionedBuild
 from biodata_cache_pipeline.records import RecordTally
 from biodata_cache_pipeline.resources import RecordsResource
@@ -54,7 +54,8 @@ def quality_control(
 ) -> Output:
     """Each partition is stamped with its subject's asset_basics fingerprint (change detection)."""
     tally = RecordTally()
-    tables = build_quality_control(tally.track(records.records(QUALITY_CONTROL_FIELDS)), context.partition_keys)
+    with collector_paused():
+        tables = build_quality_control(tally.track(records.records(QUALITY_CONTROL_FIELDS)), context.partition_keys)
     removed = sorted(key for key, table in tables.items() if table is None)
     basics = cache_io_manager.read_published(ASSET_BASICS, FINGERPRINT_COLUMNS)
     fingerprints = {} if basics is None else subject_fingerprints(basics)
@@ -78,14 +79,15 @@ def platform_qc(
     context: AssetExecutionContext, asset_basics: pa.Table, records: RecordsResource
 ) -> Output:
     platforms = [PLATFORMS[key] for key in context.partition_keys]
-    candidates = {
-        row["name"]
-        for row in asset_basics.select(["name", "modalities", "acquisition_type"]).to_pylist()
-        if any(platform_matches(p, row["modalities"] or [], row["acquisition_type"]) for p in platforms)
-    }
     tally = RecordTally()
-    qc_by_name = {
-        r.name: asset_qc(r) for r in tally.track(records.records_named(candidates, PLATFORM_QC_FIELDS)) if r.has_qc
-    }
-    tables = {key: build_platform_qc(asset_basics, qc_by_name, key) for key in context.partition_keys}
+    with collector_paused():
+        candidates = {
+            row["name"]
+            for row in asset_basics.select(["name", "modalities", "acquisition_type"]).to_pylist()
+            if any(platform_matches(p, row["modalities"] or [], row["acquisition_type"]) for p in platforms)
+        }
+        qc_by_name = {
+            r.name: asset_qc(r) for r in tally.track(records.records_named(candidates, PLATFORM_QC_FIELDS)) if r.has_qc
+        }
+        tables = {key: build_platform_qc(asset_basics, qc_by_name, key) for key in context.partition_keys}
     return Output(tables, metadata={SOURCE_METADATA_KEY: records.source, **tally.metadata()})

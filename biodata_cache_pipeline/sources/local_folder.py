@@ -3,6 +3,11 @@
 An asset folder is named `<label>_<YYYY-MM-DD_HH-MM-SS>`. Its record is `metadata.nd.json`, or,
 when that file is absent, the core JSON files assembled into one record. Anything else in the
 folder is ignored. An unreadable file becomes a record carrying the reason, never an exception.
+
+With a `RecordStore`, each folder is parsed only when its files changed since the store saw them,
+and the first full pass is a *snapshot*: later passes over the same source (the other tables of
+one run) read the snapshot's records back from the store without listing the folders again, so
+every table of a run sees the same records.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 import pyarrow.fs as pafs
 
 from biodata_cache_pipeline.records import NormalizedRecord, normalize_record
+from biodata_cache_pipeline.sources.record_store import RecordStore
 from biodata_cache_pipeline.storage import filesystem_for
 
 WHOLE_RECORD_FILE = "metadata.nd.json"
@@ -38,6 +44,7 @@ RECORD_ID_NAMESPACE = uuid.UUID("5a0f3d52-7f43-4d0c-9a57-3f1c8a2f6b10")
 
 
 _ASSET_FOLDER = re.compile(r".+_\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}")
+STORE_BATCH = 500  # parsed records written to the store per transaction
 
 
 def is_asset_folder_name(name: str) -> bool:
@@ -45,11 +52,16 @@ def is_asset_folder_name(name: str) -> bool:
 
 
 class LocalFolderRecords:
-    """Reads the records of every asset folder under `root` (local path or `s3://...`)."""
+    """Reads the records of every asset folder under `root` (local path or `s3://...`).
 
-    def __init__(self, root: str, filesystem: pafs.FileSystem | None = None):
+    `store`: keep normalised records between passes (see the module docstring).
+    """
+
+    def __init__(self, root: str, filesystem: pafs.FileSystem | None = None, store: RecordStore | None = None):
         self.root = root.rstrip("/")
         self.fs, self.base = (filesystem, self.root) if filesystem else filesystem_for(self.root)
+        self.store = store
+        self._snapshot: list[str] | None = None  # asset folders of the completed first pass
 
     def asset_folders(self) -> list[str]:
         try:
@@ -60,18 +72,22 @@ class LocalFolderRecords:
             i.base_name for i in infos if i.type == pafs.FileType.Directory and is_asset_folder_name(i.base_name)
         )
 
+    def folder_files(self, folder: str) -> dict[str, pafs.FileInfo]:
+        """The files directly inside an asset folder, by name."""
+        return {
+            i.base_name: i
+            for i in self.fs.get_file_info(pafs.FileSelector(f"{self.base}/{folder}"))
+            if i.type == pafs.FileType.File
+        }
+
     def _read_json(self, path: str) -> Any:
         with self.fs.open_input_stream(path) as stream:
             return json.loads(stream.read())
 
-    def raw_record(self, folder: str) -> tuple[Any, list[str]]:
-        """(record, problems) for one asset folder."""
+    def raw_record(self, folder: str, files: dict[str, pafs.FileInfo] | None = None) -> tuple[Any, list[str]]:
+        """(record, problems) for one asset folder (`files`: its `folder_files`, if known)."""
         folder_path = f"{self.base}/{folder}"
-        files = {
-            i.base_name: i
-            for i in self.fs.get_file_info(pafs.FileSelector(folder_path))
-            if i.type == pafs.FileType.File
-        }
+        files = self.folder_files(folder) if files is None else files
         if WHOLE_RECORD_FILE in files:
             try:
                 return self._read_json(f"{folder_path}/{WHOLE_RECORD_FILE}"), []
@@ -101,9 +117,50 @@ class LocalFolderRecords:
         }
         return record, problems
 
+    def record(self, folder: str, files: dict[str, pafs.FileInfo] | None = None) -> NormalizedRecord:
+        """The normalised record of one asset folder; problems reading it are in `problems`."""
+        raw, problems = self.raw_record(folder, files)
+        record = normalize_record(raw) if raw is not None else NormalizedRecord()
+        record.problems[:0] = problems
+        return record
+
     def records(self) -> Iterator[NormalizedRecord]:
-        for folder in self.asset_folders():
-            raw, problems = self.raw_record(folder)
-            record = normalize_record(raw) if raw is not None else NormalizedRecord()
-            record.problems[:0] = problems
-            yield record
+        """Every record, in folder order."""
+        if self.store is None:
+            return (self.record(folder) for folder in self.asset_folders())
+        if self._snapshot is not None:
+            return self.store.records(self._snapshot)
+        return self._first_pass(self.store)
+
+    def _first_pass(self, store: RecordStore) -> Iterator[NormalizedRecord]:
+        """Parse the folders whose files changed, read the others from the store (one ordered scan
+        alongside the sorted folders); then keep the folder list as the snapshot later passes read."""
+        folders = self.asset_folders()
+        stored = store.scan()
+        current = next(stored, None)
+        parsed: list[tuple[str, str, NormalizedRecord]] = []
+        try:
+            for folder in folders:
+                while current is not None and current[0] < folder:
+                    current = next(stored, None)
+                files = self.folder_files(folder)
+                signature = files_signature(files)
+                if current is not None and current[0] == folder and current[1] == signature:
+                    yield store.load(current[2])
+                    continue
+                record = self.record(folder, files)
+                parsed.append((folder, signature, record))
+                if len(parsed) >= STORE_BATCH:
+                    store.put(parsed)
+                    parsed.clear()
+                yield record
+        finally:
+            stored.close()
+        store.put(parsed)
+        store.retain(folders)
+        self._snapshot = folders
+
+
+def files_signature(files: dict[str, pafs.FileInfo]) -> str:
+    """Names, sizes and modification times of an asset folder's files: what a record is parsed from."""
+    return "\n".join(f"{name}\t{files[name].size}\t{files[name].mtime_ns}" for name in sorted(files))

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from biodata_cache_pipeline.records import NormalizedRecord, QcMetric, parse_utc
 from biodata_cache_pipeline.tables.declaration import STRING, STRING_LIST, UTC_TIMESTAMP, Column, TableSpec
@@ -170,7 +171,9 @@ def build_platform_qc(asset_basics: pa.Table, qc_by_name: Mapping[str, AssetQc],
     """The kept (tag, status) pairs of the platform's assets that have a QC object."""
     spec = PLATFORMS[platform]
     rows = []
-    basics = asset_basics.select(
+    # Only the assets with a QC object can give rows: filter in Arrow before making Python rows.
+    with_qc = pc.is_in(asset_basics.column("name"), value_set=pa.array(list(qc_by_name), pa.string()), skip_nulls=False)
+    basics = asset_basics.filter(with_qc).select(
         ["name", "modalities", "acquisition_type", "acquisition_start_time",
          "instrument_id_normalized", "experimenters_normalized"]
     ).to_pylist()
