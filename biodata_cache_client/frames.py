@@ -12,16 +12,14 @@
 
 from __future__ import annotations
 
-import gc
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from biodata_cache_pipeline.collector import collector_paused
 from biodata_cache_pipeline.tables.declaration import TableSpec
 
 QC_STATUSES = ("Pass", "Pending", "Fail")
@@ -58,7 +56,7 @@ def upgrade(table: pa.Table, spec: TableSpec) -> pa.Table:
 
 
 def to_frame(table: pa.Table, spec: TableSpec) -> pd.DataFrame:
-    with _collector_paused():
+    with collector_paused():
         frame = table.to_pandas(types_mapper=NULLABLE_PANDAS_TYPES.get)
         for field in table.schema:
             if pa.types.is_list(field.type):
@@ -69,18 +67,6 @@ def to_frame(table: pa.Table, spec: TableSpec) -> pd.DataFrame:
     return frame
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while a frame is made: the hundreds of thousands of
-    lists of a list column (asset_basics has six) make no reference cycles, and the collector's
-    full passes over them doubled the time of `asset_basics()` (benchmarks/README.md)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _python_lists(column: pa.ChunkedArray) -> list:

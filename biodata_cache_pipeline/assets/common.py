@@ -1,9 +1,4 @@
-"""What every table asset shares: decorator arguments derived from the table declaration, and
-the garbage-collector pause around table builds."""
-
-import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
+"""What every table asset shares: decorator arguments derived from the table declaration."""
 
 from dagster import TableColumn, TableSchema
 
@@ -41,19 +36,3 @@ def table_asset(spec: TableSpec, group: str) -> dict:
     }
 
 
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while a table is built.
-
-    A build allocates hundreds of thousands of small objects (records, rows) that all live until
-    the table is made, and makes no reference cycles; the collector's full passes over that
-    growing heap cost up to 70% of a build at 100,000 records (benchmarks/README.md). Reference
-    counting still frees everything; the collector resumes afterwards.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()

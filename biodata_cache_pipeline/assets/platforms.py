@@ -4,7 +4,8 @@
 import pyarrow as pa
 from dagster import AssetExecutionContext, MetadataValue, Output, ResourceParam, asset
 
-from biodata_cache_pipeline.assets.common import collector_paused, table_asset
+from biodata_cache_pipeline.assets.common import table_asset
+from biodata_cache_pipeline.collector import collector_paused
 from biodata_cache_pipeline.io_manager import SOURCE_METADATA_KEY, CacheIOManager
 from biodata_cache_pipeline.records import RecordTally
 from biodata_cache_pipeline.resources import ForagingSessionsResource, OpenDataResource, RecordsResource

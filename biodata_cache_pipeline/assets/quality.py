@@ -18,7 +18,8 @@ from dagster import (
     asset,
 )
 
-from biodata_cache_pipeline.assets.common import collector_paused, table_asset
+from biodata_cache_pipeline.assets.common import table_asset
+from biodata_cache_pipeline.collector import collector_paused
 from biodata_cache_pipeline.io_manager import SOURCE_METADATA_KEY, CacheIOManager, PartitionedBuild
 from biodata_cache_pipeline.records import RecordTally
 from biodata_cache_pipeline.resources import RecordsResource
