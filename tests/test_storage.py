@@ -1,15 +1,11 @@
-"""CacheStore against a real local folder (and a moto S3 server when `moto_server` is installed)."""
+"""CacheStore against a real local folder and a real S3 endpoint (moto_server on loopback, conftest.py)."""
 
 from __future__ import annotations
 
 import json
 import multiprocessing
 import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 import uuid
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timezone
@@ -446,41 +442,9 @@ def test_corrupt_versions_file_is_never_overwritten(tmp_path: Path, store: Cache
 
 # -- S3 (moto_server) --------------------------------------------------------------------------
 
-MOTO_SERVER = Path(sys.executable).parent / "moto_server"
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    if not MOTO_SERVER.exists():
-        pytest.skip("moto_server is not installed (pip install 'moto[server]')")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(endpoint, timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
-        yield endpoint
-    finally:
-        server.terminate()
-        server.wait(10)
-
-
 @pytest.fixture
-def s3_bucket(moto_endpoint, monkeypatch):
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+def s3_bucket(aws_env):
+    """A fresh bucket on the session's moto server (conftest.py), with the AWS environment set."""
     bucket = f"cache-{uuid.uuid4().hex[:12]}"
     client = boto3.client("s3")
     client.create_bucket(Bucket=bucket)
