@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pyarrow.fs as pafs
 import pytest
 import requests
 from aind_data_access_api.document_db import MetadataDbClient
 
+from fixture_records import FIXTURE_RECORDS
 from biodata_cache_pipeline.docdb_standin import DROP, DocDbStandIn, records_from_folder
 from biodata_cache_pipeline.records import normalize_record
 from biodata_cache_pipeline.sources.docdb import (
@@ -25,7 +25,6 @@ from biodata_cache_pipeline.sources.docdb import (
 from biodata_cache_pipeline.sources.open_data import OpenDataStore
 from biodata_cache_pipeline.tables.unique_values import GENOTYPE_FIELDS, PROJECT_NAME_FIELDS, SUBJECT_ID_FIELDS
 
-FIXTURE_RECORDS = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "records"
 
 
 def _record(i: int, **sections) -> dict:

@@ -18,6 +18,7 @@ import pytest
 from aind_dynamic_foraging_database import SESSION_DB
 from dagster import DagsterInstance
 
+from fixture_records import FIXTURE_RECORDS
 from biodata_cache_pipeline.cli import materialize_all
 from biodata_cache_pipeline.docdb_standin import DROP, DocDbStandIn, records_from_folder
 from biodata_cache_pipeline.sample_corpus import generate_corpus
@@ -27,7 +28,6 @@ from biodata_cache_pipeline.tables import TABLES
 from biodata_cache_pipeline.tables.foraging import FORAGING_SESSIONS
 from biodata_cache_pipeline.version import version_folder
 
-FIXTURE_RECORDS = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "records"
 OPEN_DATA_BUCKET = "aind-open-data"
 CACHE_BUCKET = "prod-like-cache"
 PROD_CACHE = f"s3://{CACHE_BUCKET}/data-asset-cache"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from fixture_records import FIXTURE_RECORDS, needs_fixture_records
 from biodata_cache_pipeline.records import (
     DataStream,
     NormalizedRecord,
@@ -31,14 +32,10 @@ from biodata_cache_pipeline.tables.smartspim import build_assets_smartspim
 from biodata_cache_pipeline.tables.source_data import build_source_data
 from biodata_cache_pipeline.sources.open_data import OpenDataStore
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "records"
-needs_fixtures = pytest.mark.skipif(
-    not FIXTURES.is_dir(), reason=f"shared fixture records not found at {FIXTURES} (read in place, never copied)"
-)
 
 
 def _fixture_paths(version: str) -> list[Path]:
-    return sorted((FIXTURES / version).glob("*.json")) if FIXTURES.is_dir() else []
+    return sorted((FIXTURE_RECORDS / version).glob("*.json")) if FIXTURE_RECORDS.is_dir() else []
 
 
 V1_PATHS = _fixture_paths("v1")
@@ -69,13 +66,13 @@ def _is_v2_layout(raw: dict) -> bool:
 # --- fixtures: never raise, no problems on valid records --------------------------------------
 
 
-@needs_fixtures
+@needs_fixture_records
 def test_fixture_folder_holds_the_documented_records():
     assert len(V1_PATHS) == 12
     assert {p.name for p in V2_PATHS} == {"fiber_example3.json", "v2_derived.json", "v2_raw.json"}
 
 
-@needs_fixtures
+@needs_fixture_records
 @pytest.mark.parametrize("path", ALL_PATHS, ids=_ids(ALL_PATHS))
 def test_fixture_normalises_cleanly(path):
     """Real, schema-valid records normalise without exception and without any problem."""
@@ -117,7 +114,7 @@ def _metric_dict(metric: QcMetric) -> dict:
     }
 
 
-@needs_fixtures
+@needs_fixture_records
 @pytest.mark.parametrize("path", V2_LAYOUT_PATHS, ids=_ids(V2_LAYOUT_PATHS))
 def test_v2_fields_read_straight_from_json(path):
     raw = _load(path)
@@ -156,24 +153,24 @@ def test_v2_fields_read_straight_from_json(path):
         assert r.qc_status == qc["status"]
 
 
-@needs_fixtures
+@needs_fixture_records
 def test_v2_readme_facts():
-    derived = normalize_record(_load(FIXTURES / "v2" / "v2_derived.json"))
-    raw = normalize_record(_load(FIXTURES / "v2" / "v2_raw.json"))
+    derived = normalize_record(_load(FIXTURE_RECORDS / "v2" / "v2_derived.json"))
+    raw = normalize_record(_load(FIXTURE_RECORDS / "v2" / "v2_raw.json"))
     assert derived.source_data == ["828418_2026-02-13_18-31-13"] == [raw.name]
     assert raw.acquisition_type == "AindVrForaging"
     assert raw.modalities == ["behavior", "behavior-videos"]
     assert len(derived.qc_metrics) == 131
     assert all(isinstance(m.tags, dict) for m in derived.qc_metrics)
-    fiber = normalize_record(_load(FIXTURES / "v2" / "fiber_example3.json"))
+    fiber = normalize_record(_load(FIXTURE_RECORDS / "v2" / "fiber_example3.json"))
     assert len(fiber.qc_metrics) == 66
     assert [fiber_name for fiber_name, _ in fiber.probe_implants] == ["Fiber_0", "Fiber_1", "Fiber_2", "Fiber_3"]
     assert [acronym for _, acronym in fiber.probe_implants] == ["PL", "PL", "ACB", "ACB"]
 
 
-@needs_fixtures
+@needs_fixture_records
 def test_v2_fiber_data_streams():
-    fiber = normalize_record(_load(FIXTURES / "v2" / "fiber_example3.json"))
+    fiber = normalize_record(_load(FIXTURE_RECORDS / "v2" / "fiber_example3.json"))
     fib_stream = fiber.data_streams[0]
     assert fib_stream.connections == tuple((f"Patch Cord {i}", f"Fiber {i}") for i in range(4))
     assert [pc.patch_cord for pc in fib_stream.patch_cords] == [f"Patch Cord {i}" for i in range(4)]
@@ -263,7 +260,7 @@ def _expected_v1_metrics(raw: dict) -> list[dict]:
     return metrics
 
 
-@needs_fixtures
+@needs_fixture_records
 @pytest.mark.parametrize("path", V1_PATHS, ids=_ids(V1_PATHS))
 def test_v1_field_map(path):
     raw = _load(path)
@@ -277,10 +274,10 @@ def test_v1_field_map(path):
     assert r.has_qc == (raw.get("quality_control") is not None)
 
 
-@needs_fixtures
+@needs_fixture_records
 def test_v1_spot_checks_by_hand():
     """Hand-read values of two 1.x records (one 1.1.1 behavior record, one 0.2.7 SmartSPIM record)."""
-    behavior = normalize_record(_load(FIXTURES / "v1" / "000099c0-eab2-4d83-bcdc-440954c1e60d.json"))
+    behavior = normalize_record(_load(FIXTURE_RECORDS / "v1" / "000099c0-eab2-4d83-bcdc-440954c1e60d.json"))
     assert behavior.modalities == ["behavior"]
     assert behavior.genotype == "Drd1a-Cre/wt;Oi9(H11-CAG-LSL-Cas9)/wt"
     assert behavior.date_of_birth == "2024-11-02"
@@ -302,7 +299,7 @@ def test_v1_spot_checks_by_hand():
     assert behavior.qc_metrics[1].modality == "behavior"
     assert behavior.qc_status == {}  # 1.x QC has no status map
 
-    smartspim = normalize_record(_load(FIXTURES / "v1" / "07e83ff1-63b6-4389-8e85-5d23ecf6d9f9.json"))
+    smartspim = normalize_record(_load(FIXTURE_RECORDS / "v1" / "07e83ff1-63b6-4389-8e85-5d23ecf6d9f9.json"))
     assert smartspim.modalities == ["SmartSPIM"]  # 0.x: a single modality string
     assert smartspim.experimenters == ["Erica Peterson"]  # 0.x: a single name string
     assert smartspim.acquisition_start_time == "2023-02-28T15:17:04"
@@ -311,20 +308,20 @@ def test_v1_spot_checks_by_hand():
     assert smartspim.has_qc is False
 
     # session.rig_id wins over rig.rig_id (the spec's order)
-    ophys = normalize_record(_load(FIXTURES / "v1" / "11b100c5-676f-4909-8d3b-3819b9de850c.json"))
+    ophys = normalize_record(_load(FIXTURE_RECORDS / "v1" / "11b100c5-676f-4909-8d3b-3819b9de850c.json"))
     assert ophys.instrument_id == "MESO.1"
     assert ophys.has_qc and ophys.qc_metrics == []
 
     # 0.2.7 processing keeps data_processes at the top of processing
-    stitched = normalize_record(_load(FIXTURES / "v1" / "0b6751de-091c-41d4-8740-ea210a0cb5d2.json"))
+    stitched = normalize_record(_load(FIXTURE_RECORDS / "v1" / "0b6751de-091c-41d4-8740-ea210a0cb5d2.json"))
     assert len(stitched.process_times) == 14
     assert stitched.process_times[-1] == ("2023-02-03T17:56:09.870840", "2023-02-04T07:35:27.260981")
 
 
-@needs_fixtures
+@needs_fixture_records
 def test_v1_legacy_data_level_names():
     """0.x `raw data` is the 2.x `raw` (ambiguity: the spec is silent; a scientist reads it as raw)."""
-    smartspim = normalize_record(_load(FIXTURES / "v1" / "07e83ff1-63b6-4389-8e85-5d23ecf6d9f9.json"))
+    smartspim = normalize_record(_load(FIXTURE_RECORDS / "v1" / "07e83ff1-63b6-4389-8e85-5d23ecf6d9f9.json"))
     assert smartspim.data_level == "raw"
 
 
@@ -707,7 +704,7 @@ def _assert_well_typed(r: NormalizedRecord) -> None:
     assert isinstance(r.problems, list) and all(isinstance(p, str) for p in r.problems)
 
 
-@needs_fixtures
+@needs_fixture_records
 @pytest.mark.parametrize("path", ALL_PATHS, ids=_ids(ALL_PATHS))
 def test_mutating_any_field_to_a_wrong_type_never_raises(path):
     raw = _load(path)
@@ -727,7 +724,7 @@ def test_mutating_any_field_to_a_wrong_type_never_raises(path):
     assert raw == pristine  # the normaliser never changes its input
 
 
-@needs_fixtures
+@needs_fixture_records
 def test_tables_survive_malformed_records(tmp_path):
     """General rule: one malformed record never aborts a table. Every table build function runs
     over a corpus in which each field of each fixture was given a wrong type once."""

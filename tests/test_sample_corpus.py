@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from fixture_records import FIXTURE_RECORDS, needs_fixture_records
 from biodata_cache_pipeline import sample_corpus
 from biodata_cache_pipeline.sample_corpus import CorpusSummary, generate_corpus, main
 
@@ -21,7 +22,6 @@ TIMESTAMP = r"\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}"
 ASSET_NAME = re.compile(rf"^.+_{TIMESTAMP}$")
 DERIVED_NAME = re.compile(rf"^(?P<source>.+?_{TIMESTAMP})_(?P<process>[A-Za-z-]+)_{TIMESTAMP}$")
 FORAGING_TASK = re.compile(r"^(Uncoupled|Coupled)( Without)? Baiting")
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "records"
 
 
 # ---- reading the corpus the way the embedded-default source does ------------------------------
@@ -478,9 +478,9 @@ TABLE_PATHS = (
 )
 
 
-@pytest.mark.skipif(not FIXTURES.exists(), reason="shared fixtures not available")
+@needs_fixture_records
 def test_generated_records_match_the_real_record_shapes(large: Corpus) -> None:
-    real = json.loads((FIXTURES / "v2" / "v2_derived.json").read_bytes())
+    real = json.loads((FIXTURE_RECORDS / "v2" / "v2_derived.json").read_bytes())
     generated = next(a.record for a in large.good if a.layout == "v2" and a.data_level == "derived"
                      and a.record.get("quality_control") and "other_identifiers" in a.record
                      and a.record["subject"]["subject_details"].get("genotype")
@@ -491,7 +491,7 @@ def test_generated_records_match_the_real_record_shapes(large: Corpus) -> None:
     real_metric, metric = real["quality_control"]["metrics"][0], generated["quality_control"]["metrics"][0]
     assert set(metric) <= set(real_metric) | {"tags"}
 
-    fiber = json.loads((FIXTURES / "v2" / "fiber_example3.json").read_bytes())
+    fiber = json.loads((FIXTURE_RECORDS / "v2" / "fiber_example3.json").read_bytes())
     generated_fib = next(a.record for a in large.good if a.layout == "v2" and "fib" in a.modalities)
 
     def implant_and_patch_cord(record: dict) -> tuple[dict, dict]:
@@ -505,7 +505,7 @@ def test_generated_records_match_the_real_record_shapes(large: Corpus) -> None:
     assert implant["implanted_device"]["name"] == real_implant["implanted_device"]["name"] == "Fiber_0"
     assert set(cord) == set(real_cord) and set(cord["channels"][0]) <= set(real_cord["channels"][0])
 
-    v1_real = [json.loads(p.read_bytes()) for p in sorted((FIXTURES / "v1").glob("*.json"))]
+    v1_real = [json.loads(p.read_bytes()) for p in sorted((FIXTURE_RECORDS / "v1").glob("*.json"))]
     v1_generated = [a.record for a in large.good if a.layout == "v1_single_file"]
     assert set().union(*map(set, v1_generated)) <= set().union(*map(set, v1_real))
     real_description_keys = set().union(*(set(r["data_description"]) for r in v1_real))

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from fixture_records import FIXTURE_RECORDS, needs_fixture_records
 from biodata_cache_pipeline.records import normalize_record
 from biodata_cache_pipeline.sources.open_data import OpenDataStore
 from biodata_cache_pipeline.tables import TABLES
@@ -43,10 +44,6 @@ from biodata_cache_pipeline.tables.unique_values import (
     build_unique_values,
 )
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "records"
-needs_fixtures = pytest.mark.skipif(
-    not FIXTURES.is_dir(), reason=f"shared fixture records not found at {FIXTURES} (read in place, never copied)"
-)
 
 STRING = pa.string()
 STRING_LIST = pa.list_(pa.string())
@@ -61,11 +58,11 @@ NG = "https://allen.neuroglass.io/new#!"
 
 
 def _load(relative: str) -> dict:
-    return json.loads((FIXTURES / relative).read_text())
+    return json.loads((FIXTURE_RECORDS / relative).read_text())
 
 
 def _all_raw() -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(FIXTURES.glob("v*/*.json"))]
+    return [json.loads(p.read_text()) for p in sorted(FIXTURE_RECORDS.glob("v*/*.json"))]
 
 
 def _all_records():
@@ -227,7 +224,7 @@ def test_unique_values_empty():
     assert table.num_rows == 0
 
 
-@needs_fixtures
+@needs_fixture_records
 def test_unique_values_from_fixtures():
     raws = _all_raw()
     records = _all_records()
@@ -247,7 +244,7 @@ def test_unique_values_from_fixtures():
 # --- asset_basics -----------------------------------------------------------------------------
 
 
-@needs_fixtures
+@needs_fixture_records
 def test_asset_basics_fixtures_one_row_per_record_sorted():
     raws = _all_raw()
     table = build_asset_basics(_all_records())
@@ -257,7 +254,7 @@ def test_asset_basics_fixtures_one_row_per_record_sorted():
     assert list(zip(column(table, "name"), column(table, "_id"))) == expected_order
 
 
-@needs_fixtures
+@needs_fixture_records
 def test_asset_basics_v2_raw_row():
     raw = _load("v2/v2_raw.json")
     [row] = rows(build_asset_basics(norm(raw)))
@@ -286,7 +283,7 @@ def test_asset_basics_v2_raw_row():
     }
 
 
-@needs_fixtures
+@needs_fixture_records
 def test_asset_basics_fixture_spot_checks():
     table = build_asset_basics(_all_records())
     by_name = {r["name"]: r for r in rows(table)}
@@ -466,7 +463,7 @@ def test_asset_basics_empty_input_is_a_typed_empty_table():
 # --- determinism ------------------------------------------------------------------------------
 
 
-@needs_fixtures
+@needs_fixture_records
 def test_asset_basics_deterministic():
     first = build_asset_basics(_all_records())
     second = build_asset_basics(list(reversed(_all_records())))
@@ -474,7 +471,7 @@ def test_asset_basics_deterministic():
     assert parquet_bytes(first) == parquet_bytes(build_asset_basics(_all_records()))
 
 
-@needs_fixtures
+@needs_fixture_records
 def test_quality_control_deterministic():
     records = _all_records()
     subjects = sorted({r.subject_id for r in records})
@@ -489,7 +486,7 @@ def test_quality_control_deterministic():
 # --- source_data ------------------------------------------------------------------------------
 
 
-@needs_fixtures
+@needs_fixture_records
 def test_source_data_fixtures():
     """Derived fixture records (data_level `derived`; the 0.2.7 `..._stitched_...` record says `raw`)."""
     table = build_source_data(_all_records())
@@ -519,7 +516,7 @@ def test_source_data_fixtures():
     ]
 
 
-@needs_fixtures
+@needs_fixture_records
 def test_source_data_v2_derived_points_at_v2_raw():
     raw, derived = _load("v2/v2_raw.json"), _load("v2/v2_derived.json")
     table = build_source_data(norm(raw, derived))
@@ -655,7 +652,7 @@ def _expected_value(value):
     return str(value)
 
 
-@needs_fixtures
+@needs_fixture_records
 def test_quality_control_fixture_v2_derived():
     raw, derived = _load("v2/v2_raw.json"), _load("v2/v2_derived.json")
     table = build_quality_control(norm(raw, derived), ["828418"])["828418"]
@@ -672,7 +669,7 @@ def test_quality_control_fixture_v2_derived():
     assert column(table, "value").count("{dict}") == 9
 
 
-@needs_fixtures
+@needs_fixture_records
 def test_quality_control_fixture_v1_evaluations_and_empty_subjects():
     records = _all_records()
     tables = build_quality_control(records, ["775510", "755252", "714527", "000000"])
@@ -812,7 +809,7 @@ def _expected_platform_tags(raw: dict, targets: set[str]) -> dict[str, str]:
     }
 
 
-@needs_fixtures
+@needs_fixture_records
 def test_platform_qc_fixtures():
     raws = _all_raw()
     records = [normalize_record(r) for r in raws]
@@ -971,7 +968,7 @@ def test_assets_smartspim_no_records(tmp_path):
     assert table.num_rows == 0
 
 
-@needs_fixtures
+@needs_fixture_records
 def test_assets_smartspim_fixtures(tmp_path):
     """Raw SPIM fixtures: the 0.2.7 records (data_level `raw data` read as raw, and the `..._stitched_...`
     record whose data_level says `raw`). exaSPIM (instrument `exaspim-01`) is excluded. Their stitched
@@ -992,7 +989,7 @@ def test_assets_smartspim_fixtures(tmp_path):
 # --- platform_fib -----------------------------------------------------------------------------
 
 
-@needs_fixtures
+@needs_fixture_records
 def test_platform_fib_fiber_example3():
     raw = _load("v2/fiber_example3.json")
     table = build_platform_fib(norm(raw))
@@ -1011,7 +1008,7 @@ def test_platform_fib_fiber_example3():
     assert table.num_rows == 12
 
 
-@needs_fixtures
+@needs_fixture_records
 def test_platform_fib_only_fib_assets_from_fixtures():
     table = build_platform_fib(_all_records())
     assert set(column(table, "asset_name")) == {"808054_2026-04-16_19-38-24_processed_2026-04-17_15-47-55"}
@@ -1289,7 +1286,7 @@ def test_behavior_curriculum_no_behavior_assets(tmp_path):
     assert table.num_rows == 0 and reused == 0
 
 
-@needs_fixtures
+@needs_fixture_records
 def test_behavior_curriculum_fixtures(tmp_path):
     """Fixture behavior assets (modality containing `behavior`) with an empty open-data store: all null."""
     records = _all_records()
