@@ -457,12 +457,7 @@ class CorpusGenerator:
             "experimenters": ["AIND Scientific Computing"], "code": {"url": "", "version": ""},
         }
         return {
-            "_id": self.uuid_for("record", name),
-            "object_type": "Metadata",
-            "schema_version": "2.2.2",
-            "name": name,
-            "location": f"{OPEN_DATA_BUCKET}/{name}",
-            **self.other_identifiers(name),
+            **self.record_header(name),
             "subject": self.subject_section(subject),
             "data_description": self.data_description(subject, name, "raw", platform.modalities, None, start),
             "procedures": self.procedures_section(subject),
@@ -489,6 +484,17 @@ class CorpusGenerator:
             **self.record_times(uploaded),
         }
 
+    def record_header(self, name: str) -> dict:
+        """The identity fields every 2.x record starts with, in document order."""
+        return {
+            "_id": self.uuid_for("record", name),
+            "object_type": "Metadata",
+            "schema_version": "2.2.2",
+            "name": name,
+            "location": f"{OPEN_DATA_BUCKET}/{name}",
+            **self.other_identifiers(name),
+        }
+
     def derived_record(self, subject: Subject, raw: dict, processed_at: datetime) -> dict:
         rng = self.rng
         platform = subject.platform
@@ -505,12 +511,7 @@ class CorpusGenerator:
             })
             step_start = step_end
         return {
-            "_id": self.uuid_for("record", name),
-            "object_type": "Metadata",
-            "schema_version": "2.2.2",
-            "name": name,
-            "location": f"{OPEN_DATA_BUCKET}/{name}",
-            **self.other_identifiers(name),
+            **self.record_header(name),
             "subject": raw["subject"],
             "data_description": self.data_description(subject, name, "derived", platform.derived_modalities,
                                                       raw["name"], processed_at),
