@@ -258,5 +258,6 @@ def test_the_postgres_instance_file_differs_only_in_storage():
     sqlite = yaml.safe_load((PROJECT / "dagster.yaml").read_text())
     postgres = yaml.safe_load((PROJECT / "dagster.postgres.yaml").read_text())
     assert "storage" not in sqlite
+    assert sqlite.pop("event_log_storage")["module"] == "biodata_cache_pipeline.event_log"
     assert postgres.pop("storage") == {"postgres": {"postgres_url": {"env": "DAGSTER_POSTGRES_URL"}}}
     assert postgres == sqlite

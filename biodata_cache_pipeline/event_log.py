@@ -1,0 +1,151 @@
+"""Dagster's SQLite event log, made fit for runs over thousands of subject partitions.
+
+Named in dagster.yaml (`event_log_storage`); same files, tables and migrations as Dagster's
+`SqliteEventLogStorage`, which it extends in two ways (benchmarks/README.md has the numbers):
+
+- A run over many partitions records one "materialization planned" event per asset, carrying the
+  partition subset, instead of one per partition: what Dagster does when
+  `DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS` is set. Dagster's noted cost: the partitions
+  of a run that fails are not marked failed in the UI (the run is); the subject sensor compares
+  fingerprints and does not rely on that marking.
+- Each process keeps one open connection per database file (the index and the most recent run
+  databases) instead of creating an engine and a connection for every event. Closing a
+  connection was what checkpointed the write-ahead log into the run's `.db` file, which is the
+  file the UI watches for new events; so the run database is checkpointed after every event
+  except the per-partition ones, and after those at most once a second.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from dagster import Field, StringSource
+from dagster._core.events import DagsterEventType
+from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
+    SQLITE_BUSY_TIMEOUT_SECONDS,
+    SqliteEventLogStorage,
+)
+from dagster._core.storage.sql import create_engine
+from dagster._serdes import ConfigurableClassData
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import QueuePool
+
+OPEN_DATABASES = 8  # the index and the seven most recently used run databases
+CHECKPOINT_INTERVAL_SECONDS = 1.0
+# Written once per partition or output: a run over 10,000 subjects writes tens of thousands.
+PER_PARTITION_EVENTS = frozenset({
+    DagsterEventType.ASSET_MATERIALIZATION,
+    DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
+    DagsterEventType.ASSET_OBSERVATION,
+    DagsterEventType.ASSET_CHECK_EVALUATION,
+    DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED,
+    DagsterEventType.STEP_OUTPUT,
+    DagsterEventType.HANDLED_OUTPUT,
+    DagsterEventType.LOADED_INPUT,
+})
+
+
+class PooledSqliteEventLogStorage(SqliteEventLogStorage):
+    """SQLite event log with partition-subset planned events and one connection per database.
+
+    `base_dir` defaults to `$DAGSTER_HOME/history/runs`, where Dagster's default storage keeps
+    its event logs, so an existing instance keeps its history.
+    """
+
+    def __init__(self, base_dir: str | None = None, inst_data: ConfigurableClassData | None = None):
+        if base_dir is None:
+            home = os.environ.get("DAGSTER_HOME")
+            if not home:
+                raise ValueError(
+                    "PooledSqliteEventLogStorage: set DAGSTER_HOME or give `base_dir` in dagster.yaml"
+                )
+            base_dir = os.path.join(home, "history", "runs")
+        self._engines: OrderedDict[str, Engine] = OrderedDict()
+        self._engines_pid = os.getpid()
+        self._last_checkpoint: dict[str, float] = {}
+        self._checkpoint_lock = threading.Lock()
+        super().__init__(base_dir, inst_data)
+
+    @classmethod
+    def config_type(cls):
+        return {"base_dir": Field(StringSource, is_required=False)}
+
+    @classmethod
+    def from_config_value(cls, inst_data, config_value) -> PooledSqliteEventLogStorage:  # ty: ignore[invalid-method-override]
+        return cls(inst_data=inst_data, **config_value)
+
+    @property
+    def supports_partition_subset_in_asset_materialization_planned_events(self) -> bool:
+        return True
+
+    @contextmanager
+    def _connect(self, shard: str) -> Iterator[Connection]:
+        with self._db_lock:
+            with self._engine(shard).connect() as conn:
+                with conn.begin():
+                    yield conn
+
+    def _engine(self, shard: str) -> Engine:
+        """The open engine of one database file (called under `_db_lock`)."""
+        if os.getpid() != self._engines_pid:  # a forked child must not share its parent's connections
+            self._engines = OrderedDict()
+            self._engines_pid = os.getpid()
+        engine = self._engines.get(shard)
+        if engine is not None:
+            self._engines.move_to_end(shard)
+            return engine
+        engine = create_engine(
+            self.conn_string_for_shard(shard),
+            poolclass=QueuePool,
+            pool_size=1,
+            max_overflow=2,  # Dagster's schema set-up opens a second connection while holding one
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
+        )
+        if shard not in self._initialized_dbs:
+            self._initdb(engine)
+            self._initialized_dbs.add(shard)
+        self._engines[shard] = engine
+        while len(self._engines) > OPEN_DATABASES:
+            _, oldest = self._engines.popitem(last=False)
+            oldest.dispose()
+        return engine
+
+    def store_event(self, event: EventLogEntry) -> None:
+        super().store_event(event)
+        if self._checkpoint_due(event):
+            with self._db_lock:
+                with self._engine(event.run_id).connect() as conn:
+                    conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def _checkpoint_due(self, event: EventLogEntry) -> bool:
+        """Whether the run's `.db` file should now show this event to the UI's file watcher."""
+        now = time.monotonic()
+        with self._checkpoint_lock:
+            per_partition = event.dagster_event_type in PER_PARTITION_EVENTS
+            recent = now - self._last_checkpoint.get(event.run_id, float("-inf")) < CHECKPOINT_INTERVAL_SECONDS
+            if per_partition and recent:
+                return False
+            self._last_checkpoint[event.run_id] = now
+            if len(self._last_checkpoint) > 4 * OPEN_DATABASES:
+                del self._last_checkpoint[next(iter(self._last_checkpoint))]
+            return True
+
+    def _dispose_engines(self) -> None:
+        with self._db_lock:
+            for engine in self._engines.values():
+                engine.dispose()
+            self._engines.clear()
+
+    def wipe(self) -> None:
+        self._dispose_engines()
+        super().wipe()
+
+    def dispose(self) -> None:
+        self._dispose_engines()
+        super().dispose()
