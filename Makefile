@@ -48,6 +48,7 @@ test: venv
 BENCH_DIR ?= /tmp/bdc-bench
 bench: venv
 	$(BIN)/python benchmarks/run.py --scratch $(BENCH_DIR) $(if $(QUICK),--quick)
+	$(if $(QUICK),,$(BIN)/python benchmarks/run.py full qc --assets 100000 --runs 1 --stock-event-log --scratch $(BENCH_DIR))
 
 dev: venv $(DAGSTER_HOME)/dagster.yaml $(SAMPLE_ROOT)/.complete
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1

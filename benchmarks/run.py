@@ -21,6 +21,10 @@
   and source_data, against the 100,000-asset cache; first call (cold) and later calls (warm).
 - `sensor`: `benchmarks/sensor_10k.py` (one sensor evaluation with 10,000 subjects).
 
+`--stock-event-log` runs `full` and `qc` with Dagster's own SQLite event log instead of the
+project's (dagster.yaml without `event_log_storage`): the before/after of
+`biodata_cache_pipeline/event_log.py`.
+
 Corpora (`biodata-cache-sample`, seed 0) and every run folder live under the scratch folder
 (`--scratch`, default `$BDC_BENCH_DIR` or /tmp/bdc-bench); corpora are generated once and reused.
 Medians over `--runs` repetitions (default 3). Nothing here is part of the test suite.
@@ -42,6 +46,8 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
+import yaml
+
 PROJECT = Path(__file__).resolve().parents[1]
 README = PROJECT / "benchmarks" / "README.md"
 DEFAULT_SCRATCH = os.environ.get("BDC_BENCH_DIR", "/tmp/bdc-bench")
@@ -55,6 +61,7 @@ MODIFIED_MTIME = datetime(2026, 1, 15, 2, tzinfo=timezone.utc).timestamp()
 RESULTS_START = "<!-- results:start (written by benchmarks/run.py) -->"
 RESULTS_END = "<!-- results:end -->"
 MEASUREMENTS = ("full", "incremental", "qc", "client", "sensor")
+STOCK_EVENT_LOG = "stock-event-log"
 INCREMENTAL_VARIANTS = ("modified_1pct", "modified_1pct_kept_store", "unchanged")
 PIPELINE_ENV = (
     "BIODATA_CACHE_ENV", "BIODATA_SAMPLE_ROOT", "BIODATA_CACHE_ROOT", "BIODATA_OPEN_DATA_ROOT",
@@ -85,12 +92,18 @@ def run_child(args: list[str], env: dict[str, str], label: str) -> dict:
     return {"wall_s": wall, "rss_mb": usage.ru_maxrss / 1024, "stdout": output}
 
 
-def pipeline_env(corpus: Path, run_dir: Path) -> dict[str, str]:
+def pipeline_env(corpus: Path, run_dir: Path, variant: str | None = None) -> dict[str, str]:
+    """The child's environment; its Dagster home has the project's dagster.yaml, or for the
+    `stock-event-log` variant the same without `event_log_storage` (Dagster's own SQLite event log)."""
     home = run_dir / "home"
     home.mkdir(parents=True, exist_ok=True)
-    link = home / "dagster.yaml"
-    if not link.exists():
-        link.symlink_to(PROJECT / "dagster.yaml")
+    instance_file = home / "dagster.yaml"
+    if variant == STOCK_EVENT_LOG:
+        settings = yaml.safe_load((PROJECT / "dagster.yaml").read_text())
+        del settings["event_log_storage"]
+        instance_file.write_text(yaml.safe_dump(settings))
+    elif not instance_file.exists():
+        instance_file.symlink_to(PROJECT / "dagster.yaml")
     return {
         "BIODATA_CACHE_ENV": "local",
         "BIODATA_SAMPLE_ROOT": str(corpus),
@@ -100,19 +113,12 @@ def pipeline_env(corpus: Path, run_dir: Path) -> dict[str, str]:
     }
 
 
-def python(variant: str | None) -> list[str]:
-    """The interpreter command of a child: plain, or through an experimental Dagster variant."""
-    if not variant:
-        return [sys.executable]
-    return [sys.executable, str(PROJECT / "benchmarks" / "dagster_variants.py"), variant]
-
-
 def materialize(corpus: Path, run_dir: Path, label: str, *extra: str, variant: str | None = None,
                 env: dict[str, str] | None = None) -> dict:
     """`biodata-cache-pipeline materialize` in a child; its wall time, RSS and the instance's step times."""
-    env = {**pipeline_env(corpus, run_dir), **(env or {})}
+    env = {**pipeline_env(corpus, run_dir, variant), **(env or {})}
     known = {run["run_id"] for run in dagster_runs(run_dir / "home")} if (run_dir / "home" / "history").exists() else set()
-    result = run_child([*python(variant), "-m", "biodata_cache_pipeline.cli", "materialize", *extra], env, label)
+    result = run_child([sys.executable, "-m", "biodata_cache_pipeline.cli", "materialize", *extra], env, label)
     result["runs"] = [run for run in dagster_runs(run_dir / "home") if run["run_id"] not in known]
     result["stdout"] = result["stdout"][-2000:]
     return result
@@ -274,9 +280,10 @@ def measure_incremental(scratch: Path, assets: int, runs: int, only: list[str] |
     built = full_build_dir(scratch, assets)
     kept_store = scratch / "runs" / f"record-store-{assets}"
     shown = [v for v in INCREMENTAL_VARIANTS if not only or v in only]
-    if "modified_1pct_kept_store" in shown and not kept_store.exists():  # parsed once from the unmodified corpus, as the previous night left it
+    if "modified_1pct_kept_store" in shown:  # parsed from the unmodified corpus by this code, as the previous night left it
         run_dir = scratch / "runs" / f"incremental-{assets}"
         copy_build(built, run_dir)
+        shutil.rmtree(kept_store, ignore_errors=True)
         materialize(corpus, run_dir, "warm-record-store", "--changed-only",
                     env={"BIODATA_RECORD_STORE": str(kept_store)})
     variants = {}
@@ -314,8 +321,8 @@ def measure_qc(scratch: Path, assets: int, subjects: int, runs: int, variant: st
         shutil.rmtree(run_dir, ignore_errors=True)
         run_dir.mkdir(parents=True)
         shutil.copytree(built / "cache", run_dir / "cache")  # a published asset_basics; a new instance
-        env = pipeline_env(corpus, run_dir)
-        result = run_child([*python(variant), __file__, "_qc_child", "--subjects", str(subjects)], env, "qc")
+        env = pipeline_env(corpus, run_dir, variant)
+        result = run_child([sys.executable, __file__, "_qc_child", "--subjects", str(subjects)], env, "qc")
         result.update(json.loads(result.pop("stdout").strip().splitlines()[-1]))
         result["runs"] = dagster_runs(run_dir / "home")
         print(f"quality_control ({variant or 'default'}), {subjects} subjects in one run, run {i + 1}/{runs}: "
@@ -585,7 +592,7 @@ def render(results: dict) -> str:
     for variant, qc in results.get("qc", {}).items():
         runs = qc["runs"]
         steps = step_medians(runs)
-        title = "" if variant == "default" else f" — experimental Dagster variant `{variant}`"
+        title = "" if variant == "default" else f" — with Dagster's stock SQLite event log (`{variant}`)"
         lines += [
             f"**quality_control, {qc['subjects']:,} subjects in one run**{title}: in a fresh process with a new SQLite "
             f"instance and the {int(qc['assets']):,}-asset cache (published asset_basics): add the partition keys, "
@@ -678,8 +685,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-readme", action="store_true", help="do not write the table into benchmarks/README.md")
     parser.add_argument("--incremental-variants", nargs="+", choices=INCREMENTAL_VARIANTS,
                         help="incremental only: these variants (default: all)")
-    parser.add_argument("--dagster-variant", help="full and qc only: run with an experimental Dagster setting "
-                        "(benchmarks/dagster_variants.py: planned-subset, pooled-sqlite, or both joined by +)")
+    parser.add_argument("--stock-event-log", dest="variant", action="store_const", const=STOCK_EVENT_LOG,
+                        help="full and qc only: with Dagster's own SQLite event log instead of the project's "
+                        "(the comparison in the README)")
     args = parser.parse_args(argv)
 
     scratch = Path(args.scratch).resolve()
@@ -699,8 +707,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if "full" in measurements:
         for size in sizes:
-            results.setdefault("full", {})[result_key(size, args.dagster_variant)] = measure_full(
-                scratch, size, args.runs, args.dagster_variant)
+            results.setdefault("full", {})[result_key(size, args.variant)] = measure_full(
+                scratch, size, args.runs, args.variant)
             save()
     if "incremental" in measurements:
         for size in sizes:
@@ -708,8 +716,8 @@ def main(argv: list[str] | None = None) -> int:
                 scratch, size, args.runs, args.incremental_variants)
             save()
     if "qc" in measurements:
-        results.setdefault("qc", {})[args.dagster_variant or "default"] = measure_qc(
-            scratch, big, QC_SUBJECTS if not args.quick else 500, args.runs, args.dagster_variant)
+        results.setdefault("qc", {})[args.variant or "default"] = measure_qc(
+            scratch, big, QC_SUBJECTS if not args.quick else 500, args.runs, args.variant)
         save()
     if "client" in measurements:
         results["client"] = measure_client(scratch, big, args.runs)

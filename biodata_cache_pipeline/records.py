@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 _MISSING = object()
 _DATE_AT_START = re.compile(r"^(\d{4}-\d{2}-\d{2})[T ]")
@@ -22,8 +22,9 @@ _DATE_AT_START = re.compile(r"^(\d{4}-\d{2}-\d{2})[T ]")
 _LEGACY_DATA_LEVELS = {"raw data": "raw", "derived data": "derived"}
 
 
-@dataclass(frozen=True, slots=True)
-class QcMetric:
+# The parts of a record are named tuples: immutable, and decoded from the record store (once per
+# table and run) about three times faster than frozen dataclasses.
+class QcMetric(NamedTuple):
     name: str | None
     modality: str | None
     stage: str | None
@@ -33,14 +34,12 @@ class QcMetric:
     object_type: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class PatchCordConfig:
+class PatchCordConfig(NamedTuple):
     patch_cord: str | None
     channels: tuple[tuple[str | None, str | None], ...]  # (channel_name, intended_measurement)
 
 
-@dataclass(frozen=True, slots=True)
-class DataStream:
+class DataStream(NamedTuple):
     connections: tuple[tuple[str | None, str | None], ...]  # (source_device, target_device)
     patch_cords: tuple[PatchCordConfig, ...]
 

@@ -24,6 +24,7 @@ from biodata_cache_pipeline.sources.local_folder import LocalFolderRecords
 from biodata_cache_pipeline.sources.record_store import RecordStore
 from biodata_cache_pipeline.sources.open_data import OpenDataStore
 from biodata_cache_pipeline.storage import filesystem_for
+from biodata_cache_pipeline.tables.unique_values import UNIQUE_VALUE_TABLES
 
 
 class RecordsResource(ConfigurableResource):
@@ -69,6 +70,7 @@ class LocalRecordsResource(RecordsResource):
         "temporary folder of the process, so a new process parses every folder once.",
     )
     _source: LocalFolderRecords | None = PrivateAttr(default=None)
+    _distinct: dict[str, list] = PrivateAttr(default_factory=dict)  # attribute -> values, this run
 
     @property
     def source(self) -> str:
@@ -77,16 +79,31 @@ class LocalRecordsResource(RecordsResource):
     def setup_for_execution(self, context: InitResourceContext) -> None:
         # One snapshot per run: a new source (and store connection) for each run.
         self._source = LocalFolderRecords(self.root, store=RecordStore(self.record_store or _temporary_folder(), self.root))
+        self._distinct = {}
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         if self._source is not None and self._source.store is not None:
             self._source.store.close()
         self._source = None
+        self._distinct = {}
 
     def records(self, fields: Sequence[str] | None = None) -> Iterator[NormalizedRecord]:
         # Outside a run (a direct call), every call reads the folders afresh.
         source = self._source if self._source is not None else LocalFolderRecords(self.root)
         return source.records()
+
+    def distinct(self, attribute: str, fields: Sequence[str]) -> list:
+        # Within a run, one pass over the snapshot gives the values of every unique_* table.
+        if self._source is None:
+            return super().distinct(attribute, fields)
+        if attribute not in self._distinct:
+            seen: dict[str, set] = {name: set() for _, name, _ in UNIQUE_VALUE_TABLES}
+            seen.setdefault(attribute, set())
+            for record in self._source.records():
+                for name, values in seen.items():
+                    values.add(getattr(record, name))
+            self._distinct.update({name: sorted(v for v in values if v is not None) for name, values in seen.items()})
+        return self._distinct[attribute]
 
 
 _TEMPORARY: list[str] = []

@@ -23,7 +23,7 @@ from biodata_cache_pipeline.sources.docdb import (
     projection,
 )
 from biodata_cache_pipeline.sources.open_data import OpenDataStore
-from biodata_cache_pipeline.tables.unique_values import GENOTYPE_FIELDS, PROJECT_NAME_FIELDS, SUBJECT_ID_FIELDS
+from biodata_cache_pipeline.tables.unique_values import UNIQUE_VALUE_TABLES
 
 
 
@@ -108,7 +108,7 @@ def test_find_in_asks_in_batches_of_names(standin):
 
 @pytest.mark.parametrize(
     ("attribute", "fields"),
-    [("genotype", GENOTYPE_FIELDS), ("subject_id", SUBJECT_ID_FIELDS), ("project_name", PROJECT_NAME_FIELDS)],
+    [(attribute, fields) for _, attribute, fields in UNIQUE_VALUE_TABLES],
 )
 def test_distinct_by_aggregation_equals_the_normalised_scan(attribute, fields):
     records = RECORDS + fixture_records()

@@ -14,6 +14,7 @@ from biodata_cache_pipeline.sample_corpus import generate_corpus
 from biodata_cache_pipeline.sources import local_folder, record_store
 from biodata_cache_pipeline.sources.local_folder import LocalFolderRecords
 from biodata_cache_pipeline.sources.record_store import RecordStore
+from biodata_cache_pipeline.tables.unique_values import UNIQUE_VALUE_TABLES
 
 
 @pytest.fixture(scope="module")
@@ -123,3 +124,32 @@ def test_each_run_parses_every_folder_once_and_a_kept_store_spares_the_next_run(
             # Without a kept store the process's temporary store also spares the second run.
             assert len(parses) == (folders if run == 0 else 0), (store, run)
     assert seen == [folders] * 8
+
+
+def test_the_unique_values_of_a_run_are_its_snapshots_and_follow_changes_between_runs(corpus, tmp_path):
+    root = _copy(corpus, tmp_path / "records")
+    listed = {}
+
+    @asset
+    def unique_values(records: LocalRecordsResource) -> None:
+        for _, attribute, fields in UNIQUE_VALUE_TABLES:
+            listed[attribute] = records.distinct(attribute, fields)
+
+    def distinct_in_folders() -> dict[str, list]:
+        read = list(LocalFolderRecords(str(root)).records())
+        return {attribute: sorted({getattr(r, attribute) for r in read} - {None}) for _, attribute, _ in UNIQUE_VALUE_TABLES}
+
+    resource = LocalRecordsResource(root=str(root))
+    materialize([unique_values], resources={"records": resource}, instance=DagsterInstance.ephemeral())
+    assert listed == distinct_in_folders()
+    assert all(listed.values())
+
+    new = root / "999999_2030-01-01_00-00-00"
+    new.mkdir()
+    (new / local_folder.WHOLE_RECORD_FILE).write_text(json.dumps({
+        "_id": "new", "name": new.name, "subject": {"subject_id": "999999", "genotype": "a new genotype"},
+        "data_description": {"project_name": "A new project"},
+    }))
+    materialize([unique_values], resources={"records": resource}, instance=DagsterInstance.ephemeral())
+    assert listed == distinct_in_folders()
+    assert {"999999", "a new genotype", "A new project"} <= {v for values in listed.values() for v in values}

@@ -10,15 +10,7 @@ from biodata_cache_pipeline.records import RecordTally
 from biodata_cache_pipeline.resources import RecordsResource
 from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS, ASSET_BASICS_FIELDS, build_asset_basics
 from biodata_cache_pipeline.tables.source_data import SOURCE_DATA, SOURCE_DATA_FIELDS, build_source_data
-from biodata_cache_pipeline.tables.unique_values import (
-    GENOTYPE_FIELDS,
-    PROJECT_NAME_FIELDS,
-    SUBJECT_ID_FIELDS,
-    UNIQUE_GENOTYPES,
-    UNIQUE_PROJECT_NAMES,
-    UNIQUE_SUBJECT_IDS,
-    build_unique_values,
-)
+from biodata_cache_pipeline.tables.unique_values import UNIQUE_VALUE_TABLES, build_unique_values
 
 GROUP = "metadata"
 
@@ -40,9 +32,9 @@ def _unique_values_asset(spec, attribute: str, fields: tuple[str, ...]):
     return _unique_values
 
 
-unique_project_names = _unique_values_asset(UNIQUE_PROJECT_NAMES, "project_name", PROJECT_NAME_FIELDS)
-unique_subject_ids = _unique_values_asset(UNIQUE_SUBJECT_IDS, "subject_id", SUBJECT_ID_FIELDS)
-unique_genotypes = _unique_values_asset(UNIQUE_GENOTYPES, "genotype", GENOTYPE_FIELDS)
+unique_project_names, unique_subject_ids, unique_genotypes = (
+    _unique_values_asset(spec, attribute, fields) for spec, attribute, fields in UNIQUE_VALUE_TABLES
+)
 
 
 @asset(**table_asset(ASSET_BASICS, GROUP))

@@ -28,10 +28,13 @@ UNIQUE_GENOTYPES = TableSpec(
 )
 
 
-# The record paths each table reads (its DocDB projection), 1.x fallbacks included.
-PROJECT_NAME_FIELDS = ("data_description.project_name",)
-SUBJECT_ID_FIELDS = ("subject.subject_id",)
-GENOTYPE_FIELDS = ("subject.subject_details.genotype", "subject.genotype")
+# Each table, the `NormalizedRecord` attribute it lists and the record paths it reads (its DocDB
+# projection), 1.x fallbacks included.
+UNIQUE_VALUE_TABLES = (
+    (UNIQUE_PROJECT_NAMES, "project_name", ("data_description.project_name",)),
+    (UNIQUE_SUBJECT_IDS, "subject_id", ("subject.subject_id",)),
+    (UNIQUE_GENOTYPES, "genotype", ("subject.subject_details.genotype", "subject.genotype")),
+)
 
 
 def build_unique_values(spec: TableSpec, values: Iterable[str | None]) -> pa.Table:
