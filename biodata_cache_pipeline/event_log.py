@@ -18,7 +18,6 @@ Named in dagster.yaml (`event_log_storage`); same files, tables and migrations a
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -68,8 +67,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             base_dir = os.path.join(home, "history", "runs")
         self._engines: OrderedDict[str, Engine] = OrderedDict()
         self._engines_pid = os.getpid()
-        self._last_checkpoint: dict[str, float] = {}
-        self._checkpoint_lock = threading.Lock()
+        self._last_checkpoint: dict[str, float] = {}  # shard -> time, for the open engines
         super().__init__(base_dir, inst_data)
 
     @classmethod
@@ -95,6 +93,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         """The open engine of one database file (called under `_db_lock`)."""
         if os.getpid() != self._engines_pid:  # a forked child must not share its parent's connections
             self._engines = OrderedDict()
+            self._last_checkpoint = {}
             self._engines_pid = os.getpid()
         engine = self._engines.get(shard)
         if engine is not None:
@@ -112,35 +111,34 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             self._initialized_dbs.add(shard)
         self._engines[shard] = engine
         while len(self._engines) > OPEN_DATABASES:
-            _, oldest = self._engines.popitem(last=False)
-            oldest.dispose()
+            oldest, closing = self._engines.popitem(last=False)
+            closing.dispose()  # closing the last connection checkpoints too
+            self._last_checkpoint.pop(oldest, None)
         return engine
 
     def store_event(self, event: EventLogEntry) -> None:
         super().store_event(event)
-        if self._checkpoint_due(event):
-            with self._db_lock:
+        with self._db_lock:
+            if self._checkpoint_due(event):
                 with self._engine(event.run_id).connect() as conn:
                     conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _checkpoint_due(self, event: EventLogEntry) -> bool:
-        """Whether the run's `.db` file should now show this event to the UI's file watcher."""
+        """Whether the run's `.db` file should now show this event to the UI's file watcher
+        (called under `_db_lock`)."""
         now = time.monotonic()
-        with self._checkpoint_lock:
-            per_partition = event.dagster_event_type in PER_PARTITION_EVENTS
-            recent = now - self._last_checkpoint.get(event.run_id, float("-inf")) < CHECKPOINT_INTERVAL_SECONDS
-            if per_partition and recent:
-                return False
-            self._last_checkpoint[event.run_id] = now
-            if len(self._last_checkpoint) > 4 * OPEN_DATABASES:
-                del self._last_checkpoint[next(iter(self._last_checkpoint))]
-            return True
+        last = self._last_checkpoint.get(event.run_id, float("-inf"))
+        if event.dagster_event_type in PER_PARTITION_EVENTS and now - last < CHECKPOINT_INTERVAL_SECONDS:
+            return False
+        self._last_checkpoint[event.run_id] = now
+        return True
 
     def _dispose_engines(self) -> None:
         with self._db_lock:
             for engine in self._engines.values():
                 engine.dispose()
             self._engines.clear()
+            self._last_checkpoint.clear()
 
     def wipe(self) -> None:
         self._dispose_engines()
