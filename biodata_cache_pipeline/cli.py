@@ -103,9 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"no sample corpus at {sample_root()}: run `biodata-cache-sample --out {sample_root()}` first",
                   file=sys.stderr)
             return 2
-        instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
         print(pipeline_resources()["records"].__doc__)
-        registry = materialize_all(instance, changed_only=args.changed_only, force_publish=args.force_publish)
+        with DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral() as instance:
+            registry = materialize_all(instance, changed_only=args.changed_only, force_publish=args.force_publish)
     else:
         registry = store.read_registry()
     print_summary(registry, store)

@@ -60,6 +60,8 @@ def test_a_whole_build_on_the_project_instance_records_every_table_and_subject(p
     with DagsterInstance.get() as instance:
         assert isinstance(instance.event_log_storage, PooledSqliteEventLogStorage)
         materialize_all(instance, say=lambda _: None)
+    # closing the instance closed its connections: every event is in the database files
+    assert not list((project_home / "history" / "runs").glob("*.db-wal"))
 
     with DagsterInstance.get() as instance:  # what another process (the webserver) reads
         qc = AssetKey(QUALITY_CONTROL.name)
