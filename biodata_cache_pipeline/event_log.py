@@ -62,7 +62,8 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             home = os.environ.get("DAGSTER_HOME")
             if not home:
                 raise ValueError(
-                    "PooledSqliteEventLogStorage: set DAGSTER_HOME or give `base_dir` in dagster.yaml"
+                    "the project's dagster.yaml keeps the event log under $DAGSTER_HOME: set DAGSTER_HOME "
+                    "(`make dev` and `make run` use .dagster_home/) or give the event log a `base_dir`"
                 )
             base_dir = os.path.join(home, "history", "runs")
         self._engines: OrderedDict[str, Engine] = OrderedDict()
