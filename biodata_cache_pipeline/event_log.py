@@ -76,7 +76,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         return {"base_dir": Field(StringSource, is_required=False)}
 
     @classmethod
-    def from_config_value(cls, inst_data, config_value) -> PooledSqliteEventLogStorage:  # ty: ignore[invalid-method-override]
+    def from_config_value(cls, inst_data, config_value) -> PooledSqliteEventLogStorage:
         return cls(inst_data=inst_data, **config_value)
 
     @property
