@@ -45,6 +45,7 @@ from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
 from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from biodata_cache_pipeline.assets.common import SNAPSHOT_ASSET
 from biodata_cache_pipeline.assets.quality import SUBJECT_PARTITIONS
 from biodata_cache_pipeline.io_manager import CacheIOManager
 from biodata_cache_pipeline.subjects import FINGERPRINT_COLUMNS, SubjectPlan, plan_subject_refresh, subject_fingerprints
@@ -52,7 +53,8 @@ from biodata_cache_pipeline.tables import TABLES
 from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS
 from biodata_cache_pipeline.tables.quality_control import PLATFORM_QC, QUALITY_CONTROL
 
-NIGHTLY_TABLES = [name for name, spec in TABLES.items() if not spec.partitioned] + [PLATFORM_QC.name]
+# The record snapshot first: every table is built from it.
+NIGHTLY_TABLES = [SNAPSHOT_ASSET] + [name for name, spec in TABLES.items() if not spec.partitioned] + [PLATFORM_QC.name]
 SENSOR_INTERVAL_SECONDS = 30
 REJECTED_IN_CURSOR = 50
 SUBJECTS_TAG = "biodata_cache/subjects"
@@ -60,7 +62,7 @@ SUBJECTS_TAG = "biodata_cache/subjects"
 nightly_tables = define_asset_job(
     "nightly_tables",
     selection=AssetSelection.assets(*NIGHTLY_TABLES),
-    description="Every unpartitioned table and platform_qc (all platforms), in one run.",
+    description="The record snapshot, then every unpartitioned table and platform_qc (all platforms), in one run.",
 )
 
 

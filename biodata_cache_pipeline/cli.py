@@ -61,7 +61,7 @@ def materialize_all(
     run_config = io_manager.force_publish_run_config() if force_publish else {}
     started = time.monotonic()
 
-    say(f"[1/2] building {len(NIGHTLY_TABLES)} tables: {', '.join(NIGHTLY_TABLES)}")
+    say(f"[1/2] building the record snapshot and {len(NIGHTLY_TABLES) - 1} tables: {', '.join(NIGHTLY_TABLES[1:])}")
     _run(instance, resources, NIGHTLY_TABLES, nightly_run_tags(), run_config)
 
     refresh = refresh_subjects(instance, io_manager, full=not changed_only)

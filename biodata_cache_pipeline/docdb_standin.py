@@ -73,6 +73,7 @@ class DocDbStandIn:
         self.max_batch = max_batch
         self.requests: list[tuple[str, str, dict]] = []  # (method, route, decoded parameters or body)
         self.failures_served = 0
+        self.bytes_served = 0  # response body bytes, all requests
         self._plans: list[_FailurePlan] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
@@ -222,6 +223,8 @@ def _handler(standin: DocDbStandIn) -> type[BaseHTTPRequestHandler]:
 
         def _send(self, status: int, payload: object) -> None:
             data = json.dumps(payload).encode()
+            with standin._lock:
+                standin.bytes_served += len(data)
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))

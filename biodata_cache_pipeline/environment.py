@@ -11,8 +11,6 @@
 
 Per-resource overrides, in either environment:
 - `BIODATA_SAMPLE_ROOT`: the local records folder (local only; default `.biodata-sample`)
-- `BIODATA_RECORD_STORE`: a folder keeping the parsed local records between runs, so a run parses
-  only the asset folders whose files changed (local only; default: a temporary folder per process)
 - `BIODATA_OPEN_DATA_ROOT`: the open-data store (default: the sample folder / `s3://aind-open-data`)
 - `BIODATA_FORAGING_SESSIONS`: the session table (default `<sample root>/_foraging/session_table.parquet` / `SESSION_DB`)
 - `BIODATA_CACHE_ROOT`: the cache root (default `.biodata-cache` / `s3://allen-data-views/data-asset-cache`)
@@ -81,11 +79,6 @@ def sample_root() -> str:
     return _absolute(os.environ.get("BIODATA_SAMPLE_ROOT", DEFAULT_SAMPLE_ROOT))
 
 
-def record_store() -> str | None:
-    location = os.environ.get("BIODATA_RECORD_STORE", "").strip()
-    return str(Path(location).resolve()) if location else None
-
-
 def _setting(name: str, default: str) -> str:
     return _absolute(os.environ.get(name) or default)
 
@@ -134,11 +127,7 @@ def pipeline_resources() -> dict:
         sessions = _setting("BIODATA_FORAGING_SESSIONS", PROD_FORAGING_SESSIONS)
     else:
         samples = sample_root()
-        store = record_store()
-        kept = f", parsed records kept in {store}" if store else ""
-        records = _described(
-            LocalRecordsResource(root=samples, record_store=store), f"metadata records from the asset folders in {samples}{kept}"
-        )
+        records = _described(LocalRecordsResource(root=samples), f"metadata records from the asset folders in {samples}")
         open_data = _setting("BIODATA_OPEN_DATA_ROOT", samples)
         sessions = _setting("BIODATA_FORAGING_SESSIONS", f"{samples}/{FORAGING_TABLE}")
     cache = cache_root()

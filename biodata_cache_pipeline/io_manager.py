@@ -5,7 +5,8 @@ that partition) or a `PartitionedBuild`, which adds the fingerprint of each part
 Before anything is written, the publish guard compares the table's new row count with the
 published one (see `publish_guard.py`). After the data is written the IO manager records the
 per-partition build state, publishes the column sidecar and the registry fragment with its build
-manifest, and registers the version folder.
+manifest, and registers the version folder. A table (or partition) built again from unchanged
+inputs has the same bytes: it is not rewritten, and an unchanged table keeps its manifest.
 """
 
 from __future__ import annotations
@@ -82,15 +83,18 @@ class CacheIOManager(ConfigurableIOManager):
         spec = self.spec_for(context.asset_key)
         store = self.store()
         if spec.partitioned:
-            row_count, partitions, written = self._write_partitions(context, store, spec, obj)
+            row_count, partitions, written, changed = self._write_partitions(context, store, spec, obj)
         else:
-            row_count, partitions, written = self._write_table(store, spec, obj), None, None
-        self._publish(store, spec, _metadata_value(context.output_metadata.get(SOURCE_METADATA_KEY)), row_count, partitions)
+            (row_count, changed), partitions, written = self._write_table(store, spec, obj), None, None
+        if changed:
+            source = _metadata_value(context.output_metadata.get(SOURCE_METADATA_KEY))
+            self._publish(store, spec, source, row_count, partitions)
         url = store.table_url(spec)
         metadata = {
             "dagster/row_count": row_count,
             "dagster/uri": store.table_location(spec),
             "location": MetadataValue.url(url) if url else store.table_location(spec),
+            "rewritten": changed,
         }
         if partitions is not None:
             metadata.update(partitions=partitions, rows_written=written)
@@ -123,16 +127,19 @@ class CacheIOManager(ConfigurableIOManager):
             f"launch with the run config {json.dumps(self.force_publish_run_config())}."
         )
 
-    def _write_table(self, store: CacheStore, spec: TableSpec, table) -> int:
+    def _write_table(self, store: CacheStore, spec: TableSpec, table) -> tuple[int, bool]:
+        """Rows, and whether the stored table changed."""
         if not isinstance(table, pa.Table):
             raise TypeError(f"asset {spec.name} returned {type(table).__name__}, expected a pyarrow Table")
         published = store.read_parquet_metadata(spec)
         self._guard(store, spec, None if published is None else published.num_rows, table.num_rows)
-        store.write_table(spec, table)
-        return table.num_rows
+        return table.num_rows, store.write_table(spec, table)
 
-    def _write_partitions(self, context: OutputContext, store: CacheStore, spec: TableSpec, obj) -> tuple[int, int, int]:
-        """Write (or remove, for None) every requested partition; return total rows, partitions, rows written."""
+    def _write_partitions(
+        self, context: OutputContext, store: CacheStore, spec: TableSpec, obj
+    ) -> tuple[int, int, int, bool]:
+        """Write (or remove, for None) every requested partition; return total rows, partitions,
+        rows written, and whether anything stored changed."""
         if isinstance(obj, dict):
             obj = PartitionedBuild(obj)
         if not isinstance(obj, PartitionedBuild):
@@ -149,16 +156,17 @@ class CacheIOManager(ConfigurableIOManager):
             if table is not None:
                 updated[key] = {"rows": table.num_rows, "fingerprint": obj.fingerprints.get(key)}
         self._guard(store, spec, _total_rows(state) if state else None, _total_rows(updated))
-        written = 0
+        written, changed = 0, updated != state
         for key in sorted(obj.tables):
             table = obj.tables[key]
             if table is None:
                 store.delete_partition(spec, key)
-            else:
-                store.write_partition(spec, key, table)
+            elif store.write_partition(spec, key, table):
                 written += table.num_rows
-        store.write_partition_state(spec, updated)
-        return _total_rows(updated), len(updated), written
+                changed = True
+        if updated != state:
+            store.write_partition_state(spec, updated)
+        return _total_rows(updated), len(updated), written, changed
 
     @staticmethod
     def _publish(store: CacheStore, spec: TableSpec, source, row_count: int, partitions: int | None) -> None:

@@ -385,6 +385,7 @@ class RecordTally:
     """
 
     MAX_REASONS = 5
+    ATTRIBUTES = ("name", "id", "problems")  # what it reads of a record
 
     def __init__(self) -> None:
         self.count = 0

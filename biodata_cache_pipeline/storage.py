@@ -9,6 +9,8 @@ updated under an exclusive file lock locally and with conditional writes on S3, 
 registrations never lose an entry. Partitioned tables also keep a small build state per
 partition (rows, fingerprint of the input it was built from) in `bdc-vX.Y/.build_state/`, which
 change detection and the registry row counts read instead of listing or opening every partition.
+A table or partition whose new bytes equal the stored ones is not written again. The record
+snapshot every table is built from lives in `bdc-vX.Y/_snapshot/`, a private area no reader lists.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ import os
 import random
 import re
 import secrets
+import tempfile
 import threading
 import time
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from functools import cached_property
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, urlsplit
@@ -48,6 +52,8 @@ REGISTRY_FILE = "cache_registry.json"
 BUILD_STATE_FOLDER = ".build_state"
 VERSIONS_FILE = "cache_versions.json"
 STAGING_FOLDER = ".staging"
+SNAPSHOT_FOLDER = "_snapshot"
+SNAPSHOT_FILE = "records.parquet"
 VERSION_WRITE_ATTEMPTS = 10
 # S3 answers a conditional PUT that lost a race with 412, or 409 while a competing write is in flight.
 RETRYABLE_CONDITIONAL_ERRORS = ("PreconditionFailed", "ConditionalRequestConflict")
@@ -131,14 +137,56 @@ class CacheStore:
         segment = f"{spec.partition_key}={encode_partition_value(value)}"
         return self._path(spec.object_name, segment, PARTITION_FILE)
 
+    # -- the record snapshot ---------------------------------------------------------------------
+
+    @property
+    def snapshot_location(self) -> str:
+        return self._uri(self._path(SNAPSHOT_FOLDER, SNAPSHOT_FILE))
+
+    def open_snapshot(self) -> pq.ParquetFile | None:
+        """The stored record snapshot, None when there is none yet."""
+        try:
+            return pq.ParquetFile(self.filesystem.open_input_file(self._path(SNAPSHOT_FOLDER, SNAPSHOT_FILE)))
+        except FileNotFoundError:
+            return None
+
+    @contextmanager
+    def snapshot_output(self) -> Iterator[str]:
+        """A local file for the next snapshot, published over the stored one (atomically for
+        readers) when the block ends without an error; on an error the stored one stays."""
+        path = self._path(SNAPSHOT_FOLDER, SNAPSHOT_FILE)
+        if self._is_s3 or self._is_memory:
+            folder = None
+        else:
+            folder = os.path.join(self._root_path, STAGING_FOLDER)
+            os.makedirs(folder, exist_ok=True)
+        handle, temp = tempfile.mkstemp(prefix=".records.", suffix=".tmp", dir=folder)
+        os.close(handle)
+        try:
+            yield temp
+            if self._is_s3:  # a managed upload: the object appears whole or not at all
+                bucket, key = path.split("/", 1)
+                self._s3_client.upload_file(temp, bucket, key)
+            elif self._is_memory:
+                with open(temp, "rb") as source:
+                    self.filesystem.handler.fs.pipe_file(path, source.read())
+            else:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                os.replace(temp, path)
+        finally:
+            with suppress(FileNotFoundError):
+                os.remove(temp)
+
     # -- tables --------------------------------------------------------------------------------
 
-    def write_table(self, spec: TableSpec, table: pa.Table) -> None:
+    def write_table(self, spec: TableSpec, table: pa.Table) -> bool:
+        """Write the table unless the stored object holds the same bytes; True if it was written."""
         self._require_partitioned(spec, False)
         path = self._table_path(spec)
-        self._put(path, _parquet_bytes(self._conform(spec, table, path)))
+        return self._put_if_changed(path, _parquet_bytes(self._conform(spec, table, path)))
 
-    def write_partition(self, spec: TableSpec, value: str, table: pa.Table) -> None:
+    def write_partition(self, spec: TableSpec, value: str, table: pa.Table) -> bool:
+        """Write one partition unless the stored object holds the same bytes; True if it was written."""
         path = self.partition_path(spec, value)
         conformed = self._conform(spec, table, path)
         if spec.partition_key in conformed.column_names:
@@ -148,7 +196,7 @@ class CacheStore:
                     f"{self._describe(path)}: rows with {spec.partition_key} {stray[:5]!r} "
                     f"do not belong in partition {value!r}"
                 )
-        self._put(path, _parquet_bytes(conformed))
+        return self._put_if_changed(path, _parquet_bytes(conformed))
 
     def delete_partition(self, spec: TableSpec, value: str) -> None:
         """Remove a partition's object and its folder; a partition that is already gone is fine."""
@@ -368,6 +416,12 @@ class CacheStore:
             with suppress(FileNotFoundError):
                 os.remove(temp)
             raise
+
+    def _put_if_changed(self, path: str, data: bytes) -> bool:
+        if self._read_bytes(path) == data:
+            return False
+        self._put(path, data)
+        return True
 
     def _read_bytes(self, path: str) -> bytes | None:
         try:

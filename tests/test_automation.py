@@ -131,11 +131,11 @@ def test_nightly_schedule_refreshes_every_unpartitioned_table_and_platform_qc_at
     run = pipeline.nightly()
 
     built = {e.asset_key.path[-1] for e in run.get_asset_materialization_events()}
-    assert built == set(TABLES) - {QUALITY_CONTROL.name}
+    assert built == set(TABLES) - {QUALITY_CONTROL.name} | {"record_snapshot"}
     assert materialized_partitions(run, "platform_qc") == set(TABLES["platform_qc"].static_partitions)
     checks = {(e.asset_key.path[-1], e.check_name): e.passed for e in run.get_asset_check_evaluations()}
     assert checks and all(checks.values()), checks
-    assert {name for name, _ in checks} == built
+    assert {name for name, _ in checks} == built - {"record_snapshot"}
 
 
 def test_sensor_builds_every_subject_once_then_nothing(pipeline):
@@ -221,12 +221,14 @@ def test_sensor_waits_while_a_run_writes_asset_basics(pipeline):
 def test_changed_only_cli_path_rebuilds_only_what_changed(pipeline):
     materialize_all(pipeline.instance, say=lambda _: None)
     written = {s: pipeline.qc_file(s).stat().st_mtime_ns for s in SUBJECTS}
-    write_record(pipeline.samples, asset_name(SUBJECTS[3], 1), SUBJECTS[3], last_modified="2025-06-02T00:00:00Z")
-    lines = []
+    write_record(pipeline.samples, asset_name(SUBJECTS[3], 1), SUBJECTS[3], last_modified="2025-06-02T00:00:00Z", metrics=3)
+    lines, instance = [], DagsterInstance.ephemeral()
 
-    materialize_all(DagsterInstance.ephemeral(), say=lines.append, changed_only=True)
+    materialize_all(instance, say=lines.append, changed_only=True)
 
     assert "[2/2] building quality_control: 1 subjects to build (0 never built), 0 gone, 0 rejected" in lines
+    built = instance.fetch_materializations(AssetKey("quality_control"), limit=100).records
+    assert {record.partition_key for record in built} == {SUBJECTS[3]}
     rewritten = {s for s in SUBJECTS if pipeline.qc_file(s).stat().st_mtime_ns != written[s]}
     assert rewritten == {SUBJECTS[3]}
 

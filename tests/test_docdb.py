@@ -9,9 +9,7 @@ import pytest
 import requests
 from aind_data_access_api.document_db import MetadataDbClient
 
-from fixture_records import FIXTURE_RECORDS
 from biodata_cache_pipeline.docdb_standin import DROP, DocDbStandIn, records_from_folder
-from biodata_cache_pipeline.records import normalize_record
 from biodata_cache_pipeline.sources.docdb import (
     DEFAULT_HOST,
     DocDbError,
@@ -23,7 +21,6 @@ from biodata_cache_pipeline.sources.docdb import (
     projection,
 )
 from biodata_cache_pipeline.sources.open_data import OpenDataStore
-from biodata_cache_pipeline.tables.unique_values import UNIQUE_VALUE_TABLES
 
 
 
@@ -31,7 +28,7 @@ def _record(i: int, **sections) -> dict:
     return {"_id": f"id-{i:02d}", "name": f"asset_{i:02d}_2025-01-01_00-00-00", **sections}
 
 
-# Layouts and wrong types the distinct aggregation must treat exactly like the normaliser.
+# Records in several layouts, some with wrong types.
 RECORDS = [
     _record(0, subject={"subject_id": "100", "subject_details": {"genotype": "wt/wt"}}, data_description={"project_name": "P1"}),
     _record(1, subject={"subject_id": 101, "genotype": "Ai14/wt"}, data_description={"project_name": "P2"}),  # 1.x
@@ -45,10 +42,6 @@ RECORDS = [
         for i in range(7, 25)
     ],
 ]
-
-
-def fixture_records() -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(FIXTURE_RECORDS.glob("*/*.json"))]
 
 
 @pytest.fixture
@@ -83,40 +76,42 @@ def test_the_library_client_pages_through_the_standin_by_its_session(standin):
     }
 
 
-def test_find_pages_sorted_by_id_with_the_projection_and_a_capped_server(standin):
+def test_find_pages_by_key_sorted_by_id_with_the_projection_and_a_capped_server(standin):
     source = make_source(standin, page_size=10)
     documents = list(source.find(fields=["name", "subject.subject_id", "subject"]))
     assert [d["_id"] for d in documents] == sorted(r["_id"] for r in RECORDS)
     assert all(set(d) <= {"_id", "name", "subject"} for d in documents)
     requests_made = finds(standin)
-    assert all(p["sort"] == {"_id": 1} and p["limit"] == 10 for p in requests_made)
+    assert all(p["sort"] == {"_id": 1} and p["limit"] == 10 and p["skip"] == 0 for p in requests_made)
     assert all(p["projection"] == {"name": 1, "subject": 1} for p in requests_made)
-    # The server returns at most 4 of the 25 per request: skip advances by what came back, until [].
+    # The server returns at most 4 of the 25 per request: each page starts after the last _id seen, until [].
     assert len(RECORDS) == 25
-    assert [p["skip"] for p in requests_made] == [0, 4, 8, 12, 16, 20, 24, 25]
+    ids = sorted(r["_id"] for r in RECORDS)
+    assert [p["filter"] for p in requests_made] == [{}] + [{"_id": {"$gt": ids[i]}} for i in range(3, 25, 4)] + [
+        {"_id": {"$gt": ids[-1]}}
+    ]
 
 
-def test_find_in_asks_in_batches_of_names(standin):
+def test_paging_reads_every_record_present_throughout_once_while_the_collection_changes(standin):
+    """An insert before the cursor and a delete behind it between two pages shift nothing."""
+    documents = make_source(standin, page_size=5).find(fields=["name"])
+    seen = [next(documents)["_id"] for _ in range(4)]  # the first page (4 documents, the server's cap)
+    standin.collection.insert_one({"_id": "id-00a", "name": "inserted before the cursor"})
+    standin.collection.delete_one({"_id": "id-01"})  # already read
+    seen += [d["_id"] for d in documents]
+    assert seen == sorted(r["_id"] for r in RECORDS)
+
+
+def test_listing_and_fetching_by_id(standin):
     source = make_source(standin, batch_size=3)
-    names = [r["name"] for r in RECORDS[2:9]] + ["no such asset"]
-    found = [r.name for r in source.records_named(names, fields=["name"])]
-    assert sorted(found) == sorted(names[:-1])
-    in_lists = [p["filter"]["name"]["$in"] for p in finds(standin)]
+    assert list(source.listing()) == [(r["_id"], None) for r in sorted(RECORDS, key=lambda r: r["_id"])]
+    standin.requests.clear()
+    wanted = [r["_id"] for r in RECORDS[2:9]] + ["no such id"]
+    found = [d["_id"] for d in source.by_id(wanted, fields=["name"])]
+    assert sorted(found) == sorted(wanted[:-1])
+    in_lists = [p["filter"]["_id"]["$in"] for p in finds(standin)]
     assert {len(values) for values in in_lists} <= {1, 2, 3}
-    assert sorted({v for values in in_lists for v in values}) == sorted(names)
-
-
-@pytest.mark.parametrize(
-    ("attribute", "fields"),
-    [(attribute, fields) for _, attribute, fields in UNIQUE_VALUE_TABLES],
-)
-def test_distinct_by_aggregation_equals_the_normalised_scan(attribute, fields):
-    records = RECORDS + fixture_records()
-    expected = sorted({getattr(normalize_record(r), attribute) for r in records} - {None})
-    with DocDbStandIn(records) as server:
-        assert make_source(server).distinct(attribute, fields) == expected
-        assert [route for _, route, _ in server.requests] == ["aggregate"]
-    assert expected
+    assert sorted({v for values in in_lists for v in values}) == sorted(wanted)
 
 
 def test_transient_failures_are_retried_with_backoff(standin):
@@ -142,7 +137,7 @@ def test_a_persistent_outage_fails_with_a_clear_error(standin):
     sleeps: list[float] = []
     source = make_source(standin, sleeps, retry=RetryPolicy(attempts=3, delay=1.0))
     with pytest.raises(DocDbError) as error:
-        list(source.records())
+        list(source.listing())
     message = str(error.value)
     assert f"https://{DEFAULT_HOST}/v2/metadata_index/data_assets" in message
     assert "failed after 3 attempts" in message and "503" in message

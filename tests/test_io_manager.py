@@ -14,6 +14,8 @@ from biodata_cache_pipeline.resources import LocalRecordsResource
 from biodata_cache_pipeline.version import version_folder
 
 VERSION = version_folder()
+# quality_control and the record snapshot it reads, refreshed in the same run.
+QC_AND_SNAPSHOT = [a for a in ALL_ASSETS if a.key in (AssetKey("quality_control"), AssetKey("record_snapshot"))]
 UNUSUAL_SUBJECTS = ["828418", "007", "a/b c", "50%,ü"]
 
 
@@ -32,7 +34,7 @@ def run_qc(tmp_path):
 
     def run(*subjects: str):
         return materialize(
-            [a for a in ALL_ASSETS if a.key == AssetKey("quality_control")],
+            QC_AND_SNAPSHOT,
             instance=instance,
             resources=resources,
             tags={"dagster/asset_partition_range_start": subjects[0], "dagster/asset_partition_range_end": subjects[-1]},
@@ -102,7 +104,7 @@ def test_a_partitioned_build_losing_too_many_rows_is_refused_and_keeps_its_parti
         write_record(samples, f"asset{i}_2025-01-02_03-04-05", subject, metrics=4)
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(SUBJECT_PARTITIONS.name, subjects)
-    qc = [a for a in ALL_ASSETS if a.key == AssetKey("quality_control")]
+    qc = QC_AND_SNAPSHOT
 
     def run(io_manager: CacheIOManager):
         return materialize(qc, instance=instance, raise_on_error=False,

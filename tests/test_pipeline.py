@@ -58,7 +58,7 @@ def test_definitions_load_with_every_table():
     from biodata_cache_pipeline.definitions import defs
 
     graph = defs.resolve_asset_graph()
-    assert {key.path[-1] for key in graph.get_all_asset_keys()} == set(TABLES)
+    assert {key.path[-1] for key in graph.get_all_asset_keys()} == {*TABLES, "metadata_records", "record_snapshot"}
     qc = defs.get_assets_def("quality_control")
     assert isinstance(qc.partitions_def, DynamicPartitionsDefinition)
     assert qc.partitions_def.name == "subject_id"
@@ -82,6 +82,18 @@ def test_every_asset_tells_its_story_in_the_ui():
         assert {"dagster/kind/parquet", "table_type"} <= set(node.tags)
         assert {c.name for c in graph.get_check_keys_for_assets({AssetKey(name)})} >= {"schema_matches_declaration"}
     assert defs.resolve_schedule_def("nightly_refresh").job_name == "nightly_tables"
+
+
+def test_the_graph_reads_source_then_snapshot_then_tables():
+    from biodata_cache_pipeline.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    source, snapshot = AssetKey("metadata_records"), AssetKey("record_snapshot")
+    assert graph.get(source).is_external and not graph.get(source).is_materializable
+    assert graph.get(snapshot).parent_keys == {source}
+    from_snapshot = {key.path[-1] for key in graph.get(snapshot).child_keys}
+    assert from_snapshot == set(TABLES) - {"foraging_sessions", "behavior_curriculum"}
+    assert graph.get(AssetKey("behavior_curriculum")).parent_keys == {AssetKey("asset_basics")}
     assert defs.resolve_sensor_def("quality_control_subjects").minimum_interval_seconds == 30
 
 

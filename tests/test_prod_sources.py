@@ -24,8 +24,7 @@ from biodata_cache_pipeline.docdb_standin import DROP, DocDbStandIn, records_fro
 from biodata_cache_pipeline.sample_corpus import generate_corpus
 from biodata_cache_pipeline.sources.docdb import DocDbError
 from biodata_cache_pipeline.storage import CacheStore
-from biodata_cache_pipeline.tables import TABLES
-from biodata_cache_pipeline.tables.foraging import FORAGING_SESSIONS
+from biodata_cache_pipeline.tables import RECORD_FIELDS, TABLES
 from biodata_cache_pipeline.version import version_folder
 
 OPEN_DATA_BUCKET = "aind-open-data"
@@ -168,19 +167,27 @@ def test_production_resources_build_the_same_cache_row_for_row(local_cache, prod
     local_registry = {t["name"]: t for t in CacheStore(local_cache).read_registry()["tables"]}
     assert local_registry["asset_basics"]["build"]["source"] == str(records_root)
 
-    # Paged finds sorted by _id, always with a projection; the unique tables as aggregations.
+    # One listing of _id + _last_modified paged by key, then the records fetched by `_id $in` batches,
+    # projected on the fields the tables read; every find sorted by _id.
     finds = [params for method, route, params in docdb_requests if route == "find"]
-    assert finds and all(p["sort"] == {"_id": 1} and p["projection"] and p["limit"] == 50 for p in finds)
-    in_batches = [p["filter"]["name"]["$in"] for p in finds if p.get("filter")]
+    assert finds and all(p["sort"] == {"_id": 1} and p["projection"] and p["skip"] == 0 for p in finds)
+    listing = [p for p in finds if p["projection"] == {"_id": 1, "_last_modified": 1, "last_modified": 1}]
+    fetches = [p for p in finds if p not in listing]
+    assert listing and all(not p["filter"] or set(p["filter"]["_id"]) == {"$gt"} for p in listing)
+    in_batches = [p["filter"]["_id"]["$in"] for p in fetches]
     assert in_batches and max(len(batch) for batch in in_batches) <= 25
-    assert sum(route == "aggregate" for _, route, _ in docdb_requests) == 3
+    fetched = [i for batch in in_batches for i in batch]
+    assert len(fetched) == len(set(fetched)) == len(contents["asset_basics"]), "every record fetched once"
+    assert set(fetches[0]["projection"]) <= set(RECORD_FIELDS) | {"_id", "_last_modified", "last_modified"}
+    assert not [route for _, route, _ in docdb_requests if route != "find"]
 
 
 def test_transient_docdb_failures_are_retried_and_the_cache_is_the_same(local_cache, standin, moto_s3_env, monkeypatch):
-    standin.fail(2, 503, after=5)
-    standin.fail(1, 429, after=7)
-    standin.fail(1, DROP, after=11)
-    standin.fail(2, 500, after=3)
+    # Within the ~22 requests of a build: in the listing and in the fetches (worker processes).
+    standin.fail(2, 503, after=2)
+    standin.fail(1, 429, after=3)
+    standin.fail(1, DROP, after=4)
+    standin.fail(2, 500, after=2)
     before = standin.failures_served
     root = f"s3://{CACHE_BUCKET}/retried"
     try:
@@ -210,16 +217,8 @@ def test_a_docdb_outage_leaves_the_published_tables_untouched(prod_cache, standi
     assert docdb_error is not None, f"not a DocDB failure: {failure.value!r}"
     assert "failed after 3 attempts" in str(docdb_error) and DOCDB_URL in str(docdb_error)
 
+    # The snapshot and every table built from it stay as they were; foraging_sessions does not read
+    # DocDB and is built again, from the same data: the same bytes, so nothing is written.
     after = s3_objects(CACHE_BUCKET, prefix)
-    assert sorted(after) == sorted(before)
-    # foraging_sessions does not read DocDB: it is rebuilt (same data), so its fragment and the
-    # merged registry get a new build time. Every other object is exactly as it was.
-    rebuilt = {f"{prefix}/{version_folder()}/cache_registry/{FORAGING_SESSIONS.name}.json",
-               f"{prefix}/{version_folder()}/cache_registry.json"}
-    for key, (etag, body) in before.items():
-        if key not in rebuilt:
-            assert after[key] == (etag, body), f"{key} changed"
-    registry_before = json.loads(before[f"{prefix}/{version_folder()}/cache_registry.json"][1])
-    registry_after = json.loads(after[f"{prefix}/{version_folder()}/cache_registry.json"][1])
-    unchanged = [t for t in registry_before["tables"] if t["name"] != FORAGING_SESSIONS.name]
-    assert [t for t in registry_after["tables"] if t["name"] != FORAGING_SESSIONS.name] == unchanged
+    assert f"{prefix}/{version_folder()}/_snapshot/records.parquet" in after
+    assert after == before

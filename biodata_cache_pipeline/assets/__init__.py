@@ -14,8 +14,11 @@ from biodata_cache_pipeline.assets.platforms import (
     platform_fib,
 )
 from biodata_cache_pipeline.assets.quality import SUBJECT_PARTITIONS, platform_qc, quality_control
+from biodata_cache_pipeline.assets.snapshot import metadata_records, record_snapshot
 
 ALL_ASSETS = [
+    metadata_records,
+    record_snapshot,
     unique_project_names,
     unique_subject_ids,
     unique_genotypes,

@@ -4,39 +4,43 @@
 import pyarrow as pa
 from dagster import AssetExecutionContext, MetadataValue, Output, ResourceParam, asset
 
-from biodata_cache_pipeline.assets.common import table_asset
+from biodata_cache_pipeline.assets.common import read_snapshot, table_asset
 from biodata_cache_pipeline.collector import collector_paused
 from biodata_cache_pipeline.io_manager import SOURCE_METADATA_KEY, CacheIOManager
 from biodata_cache_pipeline.records import RecordTally
-from biodata_cache_pipeline.resources import ForagingSessionsResource, OpenDataResource, RecordsResource
+from biodata_cache_pipeline.resources import ForagingSessionsResource, OpenDataResource
 from biodata_cache_pipeline.tables.behavior_curriculum import BEHAVIOR_CURRICULUM, build_behavior_curriculum
-from biodata_cache_pipeline.tables.fib import PLATFORM_FIB, PLATFORM_FIB_FIELDS, build_platform_fib
+from biodata_cache_pipeline.tables.fib import PLATFORM_FIB, PLATFORM_FIB_ATTRIBUTES, build_platform_fib
 from biodata_cache_pipeline.tables.foraging import FORAGING_SESSIONS, build_foraging_sessions
-from biodata_cache_pipeline.tables.smartspim import ASSETS_SMARTSPIM, ASSETS_SMARTSPIM_FIELDS, build_assets_smartspim
+from biodata_cache_pipeline.tables.smartspim import (
+    ASSETS_SMARTSPIM,
+    ASSETS_SMARTSPIM_ATTRIBUTES,
+    build_assets_smartspim,
+)
 
 GROUP = "platforms"
 
 
 @asset(**table_asset(ASSETS_SMARTSPIM, GROUP))
 def assets_smartspim(
-    source_data: pa.Table, records: RecordsResource, open_data: OpenDataResource
+    source_data: pa.Table, open_data: OpenDataResource, cache_io_manager: ResourceParam[CacheIOManager]
 ) -> Output:
-    tally = RecordTally()
-    records_read = tally.track(records.records(ASSETS_SMARTSPIM_FIELDS))
+    snapshot, tally = read_snapshot(cache_io_manager), RecordTally()
+    records_read = tally.track(snapshot.records(ASSETS_SMARTSPIM_ATTRIBUTES + tally.ATTRIBUTES))
     with collector_paused():
         table = build_assets_smartspim(records_read, source_data, open_data.store())
-    return Output(table, metadata={SOURCE_METADATA_KEY: records.source, **tally.metadata()})
+    return Output(table, metadata={SOURCE_METADATA_KEY: snapshot.source, **tally.metadata()})
 
 
 @asset(**table_asset(PLATFORM_FIB, GROUP))
-def platform_fib(records: RecordsResource) -> Output:
-    tally = RecordTally()
+def platform_fib(cache_io_manager: ResourceParam[CacheIOManager]) -> Output:
+    snapshot, tally = read_snapshot(cache_io_manager), RecordTally()
     with collector_paused():
-        table = build_platform_fib(tally.track(records.records(PLATFORM_FIB_FIELDS)))
-    return Output(table, metadata={SOURCE_METADATA_KEY: records.source, **tally.metadata()})
+        table = build_platform_fib(tally.track(snapshot.records(PLATFORM_FIB_ATTRIBUTES + tally.ATTRIBUTES)))
+    return Output(table, metadata={SOURCE_METADATA_KEY: snapshot.source, **tally.metadata()})
 
 
-@asset(**table_asset(FORAGING_SESSIONS, GROUP))
+@asset(**table_asset(FORAGING_SESSIONS, GROUP, deps=()))
 def foraging_sessions(context: AssetExecutionContext, sessions: ForagingSessionsResource) -> Output:
     table, warnings = build_foraging_sessions(sessions.read())
     for warning in warnings:
@@ -47,7 +51,7 @@ def foraging_sessions(context: AssetExecutionContext, sessions: ForagingSessions
     )
 
 
-@asset(**table_asset(BEHAVIOR_CURRICULUM, GROUP))
+@asset(**table_asset(BEHAVIOR_CURRICULUM, GROUP, deps=()))
 def behavior_curriculum(
     asset_basics: pa.Table, open_data: OpenDataResource, cache_io_manager: ResourceParam[CacheIOManager]
 ) -> Output:

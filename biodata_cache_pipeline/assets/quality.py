@@ -1,7 +1,8 @@
 """QC assets: quality_control partitioned by subject, platform_qc partitioned by platform.
 
-Both accept many partitions in one run (single-run backfills): the records are read once and
-every requested partition is built from that pass.
+Both accept many partitions in one run (single-run backfills): each reads from the record snapshot
+only the rows of the requested subjects (or platforms' assets) and builds every requested
+partition from them.
 """
 
 import warnings
@@ -18,19 +19,19 @@ from dagster import (
     asset,
 )
 
-from biodata_cache_pipeline.assets.common import table_asset
+from biodata_cache_pipeline.assets.common import SNAPSHOT_ASSET, read_snapshot, table_asset
 from biodata_cache_pipeline.collector import collector_paused
 from biodata_cache_pipeline.io_manager import SOURCE_METADATA_KEY, CacheIOManager, PartitionedBuild
 from biodata_cache_pipeline.records import RecordTally
-from biodata_cache_pipeline.resources import RecordsResource
+from biodata_cache_pipeline.snapshot import to_records
 from biodata_cache_pipeline.subjects import FINGERPRINT_COLUMNS, subject_fingerprints
 from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS
 from biodata_cache_pipeline.tables.quality_control import (
     PLATFORM_QC,
-    PLATFORM_QC_FIELDS,
+    PLATFORM_QC_ATTRIBUTES,
     PLATFORMS,
     QUALITY_CONTROL,
-    QUALITY_CONTROL_FIELDS,
+    QUALITY_CONTROL_ATTRIBUTES,
     asset_qc,
     build_platform_qc,
     build_quality_control,
@@ -45,25 +46,26 @@ warnings.filterwarnings("ignore", category=BetaWarning, message="Parameter `back
 
 
 @asset(
-    **table_asset(QUALITY_CONTROL, GROUP),
+    **table_asset(QUALITY_CONTROL, GROUP, deps=(SNAPSHOT_ASSET, ASSET_BASICS.name)),
     partitions_def=SUBJECT_PARTITIONS,
     backfill_policy=BackfillPolicy.single_run(),
-    deps=[ASSET_BASICS.name],
 )
-def quality_control(
-    context: AssetExecutionContext, records: RecordsResource, cache_io_manager: ResourceParam[CacheIOManager]
-) -> Output:
-    """Each partition is stamped with its subject's asset_basics fingerprint (change detection)."""
-    tally = RecordTally()
+def quality_control(context: AssetExecutionContext, cache_io_manager: ResourceParam[CacheIOManager]) -> Output:
+    """Each partition is stamped with its subject's asset_basics fingerprint (change detection).
+    A requested subject without records gets None: its partition is removed."""
+    snapshot, tally = read_snapshot(cache_io_manager), RecordTally()
+    subjects = context.partition_keys
+    tables = dict.fromkeys(subjects)
     with collector_paused():
-        tables = build_quality_control(tally.track(records.records(QUALITY_CONTROL_FIELDS)), context.partition_keys)
+        for found, records in snapshot.records_by("subject_id", subjects, QUALITY_CONTROL_ATTRIBUTES + tally.ATTRIBUTES):
+            tables.update(build_quality_control(tally.track(records), found))
     removed = sorted(key for key, table in tables.items() if table is None)
     basics = cache_io_manager.read_published(ASSET_BASICS, FINGERPRINT_COLUMNS)
     fingerprints = {} if basics is None else subject_fingerprints(basics)
     return Output(
         PartitionedBuild(tables, {key: fingerprints.get(key) for key in tables}),
         metadata={
-            SOURCE_METADATA_KEY: records.source,
+            SOURCE_METADATA_KEY: snapshot.source,
             **tally.metadata(),
             "partitions_written": len(tables) - len(removed),
             "partitions_removed": len(removed),
@@ -77,7 +79,7 @@ def quality_control(
     backfill_policy=BackfillPolicy.single_run(),
 )
 def platform_qc(
-    context: AssetExecutionContext, asset_basics: pa.Table, records: RecordsResource
+    context: AssetExecutionContext, asset_basics: pa.Table, cache_io_manager: ResourceParam[CacheIOManager]
 ) -> Output:
     platforms = [PLATFORMS[key] for key in context.partition_keys]
     tally = RecordTally()
@@ -87,8 +89,8 @@ def platform_qc(
             for row in asset_basics.select(["name", "modalities", "acquisition_type"]).to_pylist()
             if any(platform_matches(p, row["modalities"] or [], row["acquisition_type"]) for p in platforms)
         }
-        qc_by_name = {
-            r.name: asset_qc(r) for r in tally.track(records.records_named(candidates, PLATFORM_QC_FIELDS)) if r.has_qc
-        }
+        snapshot = read_snapshot(cache_io_manager)
+        read = snapshot.table(PLATFORM_QC_ATTRIBUTES + tally.ATTRIBUTES, where=("name", candidates))
+        qc_by_name = {r.name: asset_qc(r) for r in tally.track(to_records(read)) if r.has_qc}
         tables = {key: build_platform_qc(asset_basics, qc_by_name, key) for key in context.partition_keys}
-    return Output(tables, metadata={SOURCE_METADATA_KEY: records.source, **tally.metadata()})
+    return Output(tables, metadata={SOURCE_METADATA_KEY: snapshot.source, **tally.metadata()})

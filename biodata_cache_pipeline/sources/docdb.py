@@ -1,10 +1,12 @@
 """Production records source: DocDB through aind-data-access-api's `MetadataDbClient` (sources.md §1).
 
-Reads only: projections limited to the fields a table needs, skip-paging sorted by `_id` (the
-server may return fewer documents than asked; paging stops at `[]`), `$in` batches of about 100
-names per request, and an aggregation for distinct values. Every request is retried on
-connection errors, timeouts, 429 and 5xx with exponential backoff; after the last attempt a
-`DocDbError` names the collection URL, the request and the last error. No Dagster here.
+Reads only, as the record snapshot needs them (`DocDbSource`): a listing of every `_id` with its
+`_last_modified` (one projected scan, paged by key: `_id` greater than the last one seen, sorted
+by `_id`, so a record inserted or deleted meanwhile never shifts a page), then the records to
+(re)read fetched by `_id $in` batches of about 100, projected on the fields the tables read. The
+server may return fewer documents than asked. Every request is retried on connection errors,
+timeouts, 429 and 5xx with exponential backoff; after the last attempt a `DocDbError` names the
+collection URL, the request and the last error. No Dagster here.
 
 The client always builds `https://{host}/...` URLs. Its `session` argument is the seam:
 `docdb_session(loopback_port=...)` mounts an adapter that sends those requests to a plain-HTTP
@@ -16,14 +18,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import requests
 from aind_data_access_api.document_db import MetadataDbClient
 from requests.adapters import HTTPAdapter
 
-from biodata_cache_pipeline.records import NormalizedRecord, normalize_record
+from biodata_cache_pipeline.records import normalize_record
+from biodata_cache_pipeline.sources import ChangedRecords
 
 DEFAULT_HOST = "api.allenneuraldynamics.org"
 DEFAULT_DATABASE = "metadata_index"
@@ -32,6 +35,8 @@ DEFAULT_VERSION = "v2"
 DEFAULT_PAGE_SIZE = 500
 DEFAULT_BATCH_SIZE = 100
 DEFAULT_TIMEOUT = 120.0
+LISTING_PAGE_SIZE = 5_000  # `_id` + `_last_modified` documents asked for per listing request
+LISTING_FIELDS = ("_id", "_last_modified", "last_modified")
 SORT_BY_ID = {"_id": 1}
 TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
@@ -148,66 +153,59 @@ class DocDbRecords:
     def url(self) -> str:
         return self.client._base_url
 
-    # -- raw documents ---------------------------------------------------------------------------
+    # -- documents -----------------------------------------------------------------------------
 
-    def find(self, filter_query: dict | None = None, fields: Sequence[str] | None = None) -> Iterator[dict]:
+    def _page(self, filter_query: dict, fields_projection: dict | None, limit: int) -> list[dict]:
+        page = self._call(
+            f"find (filter {_brief(filter_query)})",
+            lambda: self.client._find_records(
+                filter_query=filter_query, projection=fields_projection, sort=SORT_BY_ID, limit=limit, skip=0
+            ),
+        )
+        if not isinstance(page, list):
+            raise DocDbError(f"DocDB find at {self.url} returned {type(page).__name__}, expected a list")
+        return page
+
+    def find(
+        self, filter_query: dict | None = None, fields: Sequence[str] | None = None, page_size: int | None = None
+    ) -> Iterator[dict]:
         """Every document matching `filter_query`, in `_id` order, one page per request.
 
-        The client's `retrieve_docdb_records` pages the same way (skip by what came back, until
-        `[]`) but gathers everything in memory and cannot retry one page, so the pages are asked
-        for one by one with its `_find_records`.
+        Paged by key (`_id` greater than the last seen), not by skip: a document inserted or
+        deleted between two pages cannot make another one be read twice or missed. The client's
+        `retrieve_docdb_records` pages by skip, gathers everything in memory and cannot retry one
+        page, so the pages are asked for one by one with its `_find_records`.
         """
         fields_projection = projection(fields)
-        skip = 0
+        last = None
         while True:
-            page = self._call(
-                f"find (filter {_brief(filter_query)}, skip {skip})",
-                lambda: self.client._find_records(
-                    filter_query=filter_query,
-                    projection=fields_projection,
-                    sort=SORT_BY_ID,
-                    limit=self.page_size,
-                    skip=skip,
-                ),
-            )
-            if not isinstance(page, list):
-                raise DocDbError(f"DocDB find at {self.url} returned {type(page).__name__}, expected a list")
+            query = filter_query or {}
+            if last is not None:
+                after = {"_id": {"$gt": last}}
+                query = {"$and": [query, after]} if query else after
+            page = self._page(query, fields_projection, page_size or self.page_size)
             if not page:
                 return
             yield from page
-            skip += len(page)
+            last = page[-1]["_id"]
 
-    def find_in(self, field: str, values: Iterable[Any], fields: Sequence[str] | None = None) -> Iterator[dict]:
-        """Documents whose `field` is one of `values`: `$in` batches of `batch_size` values
-        (sorted, deduplicated), each paged in `_id` order."""
-        for batch in batches(sorted(set(values)), self.batch_size):
-            yield from self.find({field: {"$in": batch}}, fields)
+    def listing(self) -> Iterator[tuple[str, str | None]]:
+        """(`_id`, `_last_modified`) of every document, in `_id` order."""
+        for document in self.find(fields=LISTING_FIELDS, page_size=LISTING_PAGE_SIZE):
+            yield str(document["_id"]), _signature(document)
 
-    def aggregate(self, pipeline: list[dict]) -> list[dict]:
-        result = self._call(f"aggregate {_brief(pipeline)}", lambda: self.client.aggregate_docdb_records(pipeline))
-        if not isinstance(result, list):
-            raise DocDbError(f"DocDB aggregate at {self.url} returned {type(result).__name__}, expected a list")
-        return result
-
-    # -- normalised records ----------------------------------------------------------------------
-
-    def records(self, fields: Sequence[str] | None = None) -> Iterator[NormalizedRecord]:
-        return (normalize_record(raw) for raw in self.find(fields=fields))
-
-    def records_named(self, names: Iterable[str], fields: Sequence[str] | None = None) -> Iterator[NormalizedRecord]:
-        return (normalize_record(raw) for raw in self.find_in("name", names, fields))
-
-    def distinct(self, attribute: str, fields: Sequence[str]) -> list:
-        """Sorted distinct non-null values of `NormalizedRecord.<attribute>`, which the normaliser
-        reads from `fields` (2.x paths and their 1.x fallbacks).
-
-        One aggregation groups the records by their projection onto `fields`; each group's
-        document goes through the same normaliser as a whole record, so 1.x layouts, integer
-        subject ids and wrongly typed values give exactly what a full scan would.
-        """
-        pipeline = [{"$project": {"_id": 0, **projection(fields)}}, {"$group": {"_id": "$$ROOT"}}]
-        values = {getattr(normalize_record(group.get("_id")), attribute) for group in self.aggregate(pipeline)}
-        return sorted(v for v in values if v is not None)
+    def by_id(self, ids: Iterable[str], fields: Sequence[str] | None = None) -> Iterator[dict]:
+        """The documents with these `_id`s (those that exist), in `$in` batches of `batch_size`,
+        each batch asked for until every id came back or the server returns `[]`."""
+        fields_projection = None if fields is None else projection([*fields, *LISTING_FIELDS])
+        for batch in batches(sorted(set(ids)), self.batch_size):
+            remaining = set(batch)
+            while remaining:
+                page = self._page({"_id": {"$in": sorted(remaining)}}, fields_projection, len(remaining))
+                if not page:
+                    break
+                yield from page
+                remaining -= {document.get("_id") for document in page}
 
     # -- retries ---------------------------------------------------------------------------------
 
@@ -250,3 +248,58 @@ def _retry_after(response: requests.Response | None) -> float | None:
         return float(response.headers.get("Retry-After", "")) if response is not None else None
     except ValueError:  # an HTTP date: fall back to the backoff
         return None
+
+
+def _signature(document: dict) -> str | None:
+    """What tells a changed record: its `_last_modified` (as text); None when it has none."""
+    value = document.get("_last_modified", document.get("last_modified"))
+    return value if isinstance(value, str) or value is None else json.dumps(value, sort_keys=True, default=str)
+
+
+@dataclass(frozen=True)
+class DocDbSource:
+    """The records of one DocDB collection, as the record snapshot reads them (picklable:
+    `read_changed` runs in worker processes, each with its own client).
+
+    `fields`: the record paths the tables read (the projection of every fetch).
+    """
+
+    host: str = DEFAULT_HOST
+    database: str = DEFAULT_DATABASE
+    collection: str = DEFAULT_COLLECTION
+    version: str = DEFAULT_VERSION
+    page_size: int = DEFAULT_PAGE_SIZE
+    batch_size: int = DEFAULT_BATCH_SIZE
+    retry: RetryPolicy = RetryPolicy()
+    timeout: float = DEFAULT_TIMEOUT
+    loopback_port: int | None = None
+    fields: tuple[str, ...] | None = field(default=None)
+
+    @property
+    def label(self) -> str:
+        return f"https://{self.host}/{self.version}/{self.database}/{self.collection}"
+
+    def _read(self, read: Callable[[DocDbRecords], T]) -> T:
+        session = docdb_session(self.host, self.timeout, self.loopback_port)
+        with MetadataDbClient(self.host, self.database, self.collection, self.version, session=session) as client:
+            return read(DocDbRecords(client, self.page_size, self.batch_size, self.retry))
+
+    def listing(self) -> list[tuple[str, str | None]]:
+        return self._read(lambda records: list(records.listing()))
+
+    def read_changed(self, entries: Sequence[tuple[str, str | None, str | None]]) -> ChangedRecords:
+        """The records of the (`_id`, listed signature, snapshot signature) entries; ids no longer
+        in the collection are gone."""
+        keys = [key for key, _, _ in entries]
+
+        def fetch(records: DocDbRecords) -> ChangedRecords:
+            result = ChangedRecords([], [], [])
+            found = {str(d.get("_id")): d for d in records.by_id(keys, self.fields)}
+            for key in keys:
+                if key in found:
+                    result.records.append((key, _signature(found[key]), normalize_record(found[key])))
+                else:
+                    result.gone.append(key)
+            return result
+
+        return self._read(fetch)

@@ -15,14 +15,17 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any
 
+import orjson
 import pyarrow.fs as pafs
 
 from biodata_cache_pipeline.records import NormalizedRecord, normalize_record
-from biodata_cache_pipeline.sources.record_store import RecordStore
+from biodata_cache_pipeline.sources import ChangedRecords
 from biodata_cache_pipeline.storage import filesystem_for
 
 WHOLE_RECORD_FILE = "metadata.nd.json"
@@ -44,7 +47,6 @@ RECORD_ID_NAMESPACE = uuid.UUID("5a0f3d52-7f43-4d0c-9a57-3f1c8a2f6b10")
 
 
 _ASSET_FOLDER = re.compile(r".+_\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}")
-STORE_BATCH = 500  # parsed records written to the store per transaction
 
 
 def is_asset_folder_name(name: str) -> bool:
@@ -52,16 +54,11 @@ def is_asset_folder_name(name: str) -> bool:
 
 
 class LocalFolderRecords:
-    """Reads the records of every asset folder under `root` (local path or `s3://...`).
+    """Reads the records of every asset folder under `root` (local path or `s3://...`)."""
 
-    `store`: keep normalised records between passes (see the module docstring).
-    """
-
-    def __init__(self, root: str, filesystem: pafs.FileSystem | None = None, store: RecordStore | None = None):
+    def __init__(self, root: str, filesystem: pafs.FileSystem | None = None):
         self.root = root.rstrip("/")
         self.fs, self.base = (filesystem, self.root) if filesystem else filesystem_for(self.root)
-        self.store = store
-        self._snapshot: list[str] | None = None  # asset folders of the completed first pass
 
     def asset_folders(self) -> list[str]:
         try:
@@ -82,7 +79,11 @@ class LocalFolderRecords:
 
     def _read_json(self, path: str) -> Any:
         with self.fs.open_input_stream(path) as stream:
-            return json.loads(stream.read())
+            data = stream.read()
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:  # NaN, integers beyond 64 bits, lone surrogates: what json reads
+            return json.loads(data)
 
     def raw_record(self, folder: str, files: dict[str, pafs.FileInfo] | None = None) -> tuple[Any, list[str]]:
         """(record, problems) for one asset folder (`files`: its `folder_files`, if known)."""
@@ -126,39 +127,47 @@ class LocalFolderRecords:
 
     def records(self) -> Iterator[NormalizedRecord]:
         """Every record, in folder order."""
-        if self.store is None:
-            return (self.record(folder) for folder in self.asset_folders())
-        if self._snapshot is not None:
-            return self.store.records(self._snapshot)
-        return self._first_pass(self.store)
+        return (self.record(folder) for folder in self.asset_folders())
 
-    def _first_pass(self, store: RecordStore) -> Iterator[NormalizedRecord]:
-        """Parse the folders whose files changed, read the others from the store (one ordered scan
-        alongside the sorted folders); then keep the folder list as the snapshot later passes read."""
-        folders = self.asset_folders()
-        stored = store.scan()
-        current = next(stored, None)
-        parsed: list[tuple[str, str, NormalizedRecord]] = []
-        try:
-            for folder in folders:
-                while current is not None and current[0] < folder:
-                    current = next(stored, None)
-                files = self.folder_files(folder)
-                signature = files_signature(files)
-                if current is not None and current[0] == folder and current[1] == signature:
-                    yield store.load(current[2])
-                    continue
-                record = self.record(folder, files)
-                parsed.append((folder, signature, record))
-                if len(parsed) >= STORE_BATCH:
-                    store.put(parsed)
-                    parsed.clear()
-                yield record
-        finally:
-            stored.close()
-        store.put(parsed)
-        store.retain(folders)
-        self._snapshot = folders
+
+@lru_cache(maxsize=4)
+def _reader(root: str) -> LocalFolderRecords:
+    """One reader (and filesystem) per root and process."""
+    return LocalFolderRecords(root)
+
+
+@dataclass(frozen=True)
+class LocalFolderSource:
+    """The records of a folder of asset folders, as the record snapshot reads them (picklable:
+    `read_changed` runs in worker processes)."""
+
+    root: str
+
+    @property
+    def label(self) -> str:
+        return self.root
+
+    def listing(self) -> list[tuple[str, str | None]]:
+        """(asset folder, None) in folder order: a folder's signature is read with its files."""
+        return [(folder, None) for folder in _reader(self.root).asset_folders()]
+
+    def read_changed(self, entries: Sequence[tuple[str, str | None, str | None]]) -> ChangedRecords:
+        """For (folder, _, signature in the snapshot) entries: the records of the folders whose
+        signature differs, the folders that did not change, and the folders that are gone."""
+        reader = _reader(self.root)
+        result = ChangedRecords([], [], [])
+        for folder, _, previous in entries:
+            try:
+                files = reader.folder_files(folder)
+            except FileNotFoundError:
+                result.gone.append(folder)
+                continue
+            signature = files_signature(files)
+            if signature == previous:
+                result.unchanged.append(folder)
+            else:
+                result.records.append((folder, signature, reader.record(folder, files)))
+        return result
 
 
 def files_signature(files: dict[str, pafs.FileInfo]) -> str:

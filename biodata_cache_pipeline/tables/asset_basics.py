@@ -62,6 +62,13 @@ ASSET_BASICS_FIELDS = (
     "other_identifiers", "external_links",
     "processing.data_processes.start_date_time", "processing.processing_pipeline.data_processes.start_date_time",
 )
+# The `NormalizedRecord` attributes it reads (its record snapshot columns).
+ASSET_BASICS_ATTRIBUTES = (
+    "id", "name", "location", "last_modified", "modalities", "project_name", "data_level", "investigators",
+    "subject_id", "genotype", "date_of_birth", "acquisition_date_of_birth", "year_of_birth",
+    "acquisition_start_time", "acquisition_end_time", "acquisition_type", "instrument_id", "experimenters",
+    "code_ocean", "process_times",
+)
 
 
 def age_in_days(record: NormalizedRecord) -> int | None:

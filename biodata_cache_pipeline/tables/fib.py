@@ -34,6 +34,7 @@ PLATFORM_FIB_FIELDS = (
     "acquisition.data_streams.configurations.channels.channel_name",
     "acquisition.data_streams.configurations.channels.intended_measurement",
 )
+PLATFORM_FIB_ATTRIBUTES = ("name", "modalities", "probe_implants", "data_streams")  # its record snapshot columns
 
 MISSING = "missing"
 

@@ -58,6 +58,9 @@ QUALITY_CONTROL_FIELDS = (
     "acquisition.acquisition_start_time", "session.session_start_time", "acquisition.session_start_time",
 )
 PLATFORM_QC_FIELDS = ("name", "quality_control")
+# The `NormalizedRecord` attributes each reads (its record snapshot columns).
+QUALITY_CONTROL_ATTRIBUTES = ("id", "name", "subject_id", "acquisition_start_time", "qc_metrics")
+PLATFORM_QC_ATTRIBUTES = ("name", "has_qc", "qc_metrics", "qc_status")
 
 
 def metric_value(value) -> str | None:

@@ -35,6 +35,10 @@ ASSETS_SMARTSPIM_FIELDS = (
     "data_description.institution", "acquisition.instrument_id", "session.rig_id", "rig.rig_id",
     "processing.data_processes.end_date_time", "processing.processing_pipeline.data_processes.end_date_time",
 )
+# The `NormalizedRecord` attributes it reads (its record snapshot columns).
+ASSETS_SMARTSPIM_ATTRIBUTES = (
+    "name", "location", "data_level", "modalities", "institution", "instrument_id", "process_times",
+)
 
 NEUROGLANCER = "https://allen.neuroglass.io/new#!"
 

@@ -26,6 +26,7 @@ SOURCE_DATA_FIELDS = (
     "name", "data_description.data_level", "data_description.source_data", "data_description.input_data_name",
     "processing.pipelines.name",
 )
+SOURCE_DATA_ATTRIBUTES = ("name", "data_level", "source_data", "pipeline_name")  # its record snapshot columns
 
 _PROCESSING_TIME = re.compile(r"(\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2})$")
 

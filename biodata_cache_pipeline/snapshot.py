@@ -1,0 +1,281 @@
+"""The record snapshot: every normalised record of the source, one parquet row each.
+
+Every table is built from the snapshot instead of the source, reading only the columns it needs
+(`RecordSnapshot.records(columns, subjects=...)` gives `NormalizedRecord`s carrying just those
+attributes, so the table code is the same whatever the source). The snapshot is kept up to date
+incrementally by `snapshot_refresh.py`; its rows are sorted by `key` (the asset folder name, or
+the DocDB `_id`), the order the source lists records in, so a table sees records in the same order
+as a direct read of the source would give.
+
+Columns: `key`, `signature` (what a change is detected by: the asset folder's file names, sizes and
+modification times, or DocDB's `_last_modified`) and one column per `NormalizedRecord` attribute.
+A QC metric's `value` and `tags` can hold any JSON value, so they are stored as JSON text and read
+back as the same Python values. No Dagster and no storage here: rows in, Arrow out, and back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from biodata_cache_pipeline.records import DataStream, NormalizedRecord, PatchCordConfig, QcMetric
+
+STRING = pa.string()
+STRINGS = pa.list_(pa.string())
+_PAIR = lambda a, b: pa.struct([(a, STRING), (b, STRING)])  # noqa: E731 - a type shorthand
+QC_METRIC = pa.struct(
+    [(name, STRING) for name in QcMetric._fields]
+)  # value and tags as JSON text
+DATA_STREAM = pa.struct(
+    [
+        ("connections", pa.list_(_PAIR("source_device", "target_device"))),
+        (
+            "patch_cords",
+            pa.list_(
+                pa.struct(
+                    [
+                        ("patch_cord", STRING),
+                        ("channels", pa.list_(_PAIR("channel_name", "intended_measurement"))),
+                    ]
+                )
+            ),
+        ),
+    ]
+)
+# NormalizedRecord attribute -> its Arrow type (the attributes not listed are strings).
+ATTRIBUTE_TYPES: dict[str, pa.DataType] = {
+    "modalities": STRINGS,
+    "investigators": STRINGS,
+    "source_data": STRINGS,
+    "year_of_birth": pa.int64(),
+    "experimenters": STRINGS,
+    "data_streams": pa.list_(DATA_STREAM),
+    "code_ocean": STRINGS,
+    "process_times": pa.list_(_PAIR("start", "end")),
+    "probe_implants": pa.list_(_PAIR("fiber", "acronym")),
+    "has_qc": pa.bool_(),
+    "qc_metrics": pa.list_(QC_METRIC),
+    "qc_status": pa.list_(_PAIR("key", "status")),
+    "problems": STRINGS,
+}
+ATTRIBUTES = tuple(f.name for f in fields(NormalizedRecord))
+SCHEMA = pa.schema(
+    [("key", STRING), ("signature", STRING)]
+    + [(name, ATTRIBUTE_TYPES.get(name, STRING)) for name in ATTRIBUTES]
+)
+# Parquet key-value metadata of a snapshot file.
+CODE_VERSION_KEY = b"biodata_cache.code_version"
+SOURCE_KEY = b"biodata_cache.source"
+ROW_GROUP_SIZE = 2_000
+
+
+def code_version() -> str:
+    """Identifies the code a snapshot was made by (normaliser, source readers, this module, Python):
+    a snapshot made by other code is rebuilt in full."""
+    from biodata_cache_pipeline import records
+    from biodata_cache_pipeline.sources import docdb, local_folder
+
+    digest = hashlib.sha256(sys.version.encode())
+    for module in (records, local_folder, docdb, sys.modules[__name__]):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+# -- records -> rows ---------------------------------------------------------------------------
+
+
+def json_text(value: Any) -> str | None:
+    """A JSON value as text that `json_value` reads back as the same Python value."""
+    if value is None:
+        return None
+    if type(value) is not float:  # floats go to json: NaN and Infinity as it reads them back
+        try:
+            text = orjson.dumps(value)
+        except (orjson.JSONEncodeError, TypeError):  # integers beyond 64 bits, lone surrogates
+            pass
+        else:
+            if b"null" not in text or type(value) not in (dict, list):  # orjson writes NaN as null
+                return text.decode()
+    return json.dumps(value, separators=(",", ":"))
+
+
+def json_value(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:  # NaN, Infinity, integers beyond 64 bits
+        return json.loads(text)
+
+
+def _row(key: str, signature: str | None, record: NormalizedRecord) -> dict:
+    row = {name: getattr(record, name) for name in ATTRIBUTES}
+    row["key"], row["signature"] = key, signature
+    row["data_streams"] = [
+        {
+            "connections": [{"source_device": s, "target_device": t} for s, t in stream.connections],
+            "patch_cords": [
+                {
+                    "patch_cord": config.patch_cord,
+                    "channels": [{"channel_name": c, "intended_measurement": m} for c, m in config.channels],
+                }
+                for config in stream.patch_cords
+            ],
+        }
+        for stream in record.data_streams
+    ]
+    row["process_times"] = [{"start": s, "end": e} for s, e in record.process_times]
+    row["probe_implants"] = [{"fiber": f, "acronym": a} for f, a in record.probe_implants]
+    row["qc_metrics"] = [
+        {
+            "name": m.name,
+            "modality": m.modality,
+            "stage": m.stage,
+            "value": json_text(m.value),
+            "status": m.status,
+            "tags": json_text(m.tags),
+            "object_type": m.object_type,
+        }
+        for m in record.qc_metrics
+    ]
+    row["qc_status"] = [{"key": k, "status": v} for k, v in record.qc_status.items()]
+    return row
+
+
+def to_batch(entries: Iterable[tuple[str, str | None, NormalizedRecord]]) -> pa.RecordBatch:
+    """(key, signature, record) entries as snapshot rows, in the order given."""
+    rows = [_row(key, signature, record) for key, signature, record in entries]
+    return pa.RecordBatch.from_pylist(rows, schema=SCHEMA)
+
+
+# -- rows -> records ---------------------------------------------------------------------------
+
+
+def _lists(array: pa.ListArray, convert) -> list:
+    """A list column as Python lists, each item made by `convert` from the flattened values."""
+    values = convert(array.flatten())
+    offsets = array.offsets.to_pylist()
+    base = offsets[0] if offsets else 0  # a sliced array's offsets start past zero; flatten() does not
+    valid = array.is_valid().to_pylist()
+    return [values[offsets[i] - base : offsets[i + 1] - base] if valid[i] else None for i in range(len(array))]
+
+
+def _pairs(struct: pa.StructArray) -> list[tuple]:
+    return list(zip(*(struct.field(i).to_pylist() for i in range(struct.type.num_fields))))
+
+
+def json_values(texts: pa.StringArray) -> list:
+    """`json_value` of every text of a column, parsed as one JSON array (one call, not one per text)."""
+    try:
+        return orjson.loads("[" + ",".join(pc.fill_null(texts, "null").to_pylist()) + "]")
+    except orjson.JSONDecodeError:  # NaN, Infinity, integers beyond 64 bits
+        return [json_value(text) for text in texts.to_pylist()]
+
+
+def _qc_metrics(struct: pa.StructArray) -> list[QcMetric]:
+    columns = {name: struct.field(name).to_pylist() for name in QcMetric._fields if name not in ("value", "tags")}
+    columns["value"] = json_values(struct.field("value"))
+    columns["tags"] = json_values(struct.field("tags"))
+    return [QcMetric(*values) for values in zip(*(columns[name] for name in QcMetric._fields))]
+
+
+def _data_streams(struct: pa.StructArray) -> list[DataStream]:
+    connections = _lists(struct.field("connections"), lambda pairs: [tuple(p) for p in _pairs(pairs)])
+    configs = _lists(
+        struct.field("patch_cords"),
+        lambda cords: [
+            PatchCordConfig(patch_cord, tuple(channels))
+            for patch_cord, channels in zip(
+                cords.field("patch_cord").to_pylist(), _lists(cords.field("channels"), _pairs)
+            )
+        ],
+    )
+    return [DataStream(tuple(c), tuple(p)) for c, p in zip(connections, configs)]
+
+
+# Columns that need more than `to_pylist` to become `NormalizedRecord` attribute values.
+_CONVERTERS = {
+    "data_streams": lambda column: [s or [] for s in _lists(column, _data_streams)],
+    "process_times": lambda column: [p or [] for p in _lists(column, _pairs)],
+    "probe_implants": lambda column: [p or [] for p in _lists(column, _pairs)],
+    "qc_metrics": lambda column: [m or [] for m in _lists(column, _qc_metrics)],
+    "qc_status": lambda column: [dict(s or []) for s in _lists(column, _pairs)],
+}
+_NEVER_NULL_LISTS = ("modalities", "investigators", "source_data", "experimenters", "problems")
+
+
+def to_records(table: pa.Table) -> Iterator[NormalizedRecord]:
+    """The rows of a snapshot table (any subset of the attribute columns) as records; attributes
+    whose column is absent keep their defaults."""
+    names = [name for name in table.column_names if name in ATTRIBUTES]
+    values = []
+    for name in names:
+        column = table.column(name).combine_chunks() if table.num_rows else pa.array([], table.schema.field(name).type)
+        if name in _CONVERTERS:
+            values.append(_CONVERTERS[name](column))
+        elif name in _NEVER_NULL_LISTS:
+            values.append([v or [] for v in column.to_pylist()])
+        else:
+            values.append(column.to_pylist())
+    for row in zip(*values):
+        yield NormalizedRecord(**dict(zip(names, row)))
+
+
+class RecordSnapshot:
+    """A stored snapshot: `source` is where its records came from."""
+
+    def __init__(self, file: pq.ParquetFile):
+        self.file = file
+        metadata = file.schema_arrow.metadata or {}
+        self.code_version = metadata.get(CODE_VERSION_KEY, b"").decode()
+        self.source = metadata.get(SOURCE_KEY, b"").decode()
+
+    @property
+    def num_rows(self) -> int:
+        return self.file.metadata.num_rows
+
+    def table(self, columns: Sequence[str], where: tuple[str, Iterable[str]] | None = None) -> pa.Table:
+        """Some columns (and `key`), in key order; `where=(column, values)`: only the rows whose
+        `column` is one of `values`, read row group by row group."""
+        wanted = list(dict.fromkeys(["key", *columns]))
+        if where is None:
+            return self.file.read(wanted)
+        column, values = where
+        value_set = pa.array(sorted(set(values)), STRING)
+        parts = []
+        for group in range(self.file.num_row_groups):
+            mask = pc.is_in(self.file.read_row_group(group, [column]).column(0), value_set=value_set)
+            if pc.any(mask).as_py():
+                parts.append(self.file.read_row_group(group, wanted).filter(mask))
+        return pa.concat_tables(parts) if parts else SCHEMA.empty_table().select(wanted)
+
+    def records(self, columns: Sequence[str], where: tuple[str, Iterable[str]] | None = None) -> Iterator[NormalizedRecord]:
+        """`NormalizedRecord`s holding the attributes in `columns`, in key order."""
+        return to_records(self.table(columns, where))
+
+    def records_by(
+        self, column: str, values: Iterable[str], columns: Sequence[str], rows: int = 5_000
+    ) -> Iterator[tuple[list[str], Iterator[NormalizedRecord]]]:
+        """The records whose `column` is one of `values`, in groups of about `rows` records that
+        never split a value: (the values in the group, their records in key order). Only one
+        group's records are Python objects at a time."""
+        table = self.table([*columns, column], where=(column, values))
+        table = table.take(pc.sort_indices(table, [(column, "ascending"), ("key", "ascending")]))
+        found = table.column(column).to_pylist()
+        start = 0
+        while start < len(found):
+            end = min(start + rows, len(found))
+            while end < len(found) and found[end] == found[end - 1]:
+                end += 1
+            yield sorted(set(found[start:end])), to_records(table.slice(start, end - start))
+            start = end

@@ -1,0 +1,263 @@
+"""The record snapshot: rows round-trip to the same records, tables built from it equal tables
+built from the records, and an incremental refresh equals a full rebuild (asset folders and the
+DocDB stand-in), in worker processes."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from fixture_records import FIXTURE_RECORDS, needs_fixture_records
+from biodata_cache_pipeline import snapshot_refresh
+from biodata_cache_pipeline.docdb_standin import DocDbStandIn, records_from_folder
+from biodata_cache_pipeline.records import NormalizedRecord, RecordTally, normalize_record
+from biodata_cache_pipeline.sample_corpus import generate_corpus
+from biodata_cache_pipeline.snapshot import RecordSnapshot, json_text, json_value, to_batch, to_records
+from biodata_cache_pipeline.snapshot_refresh import refresh_snapshot
+from biodata_cache_pipeline.sources.docdb import DocDbSource
+from biodata_cache_pipeline.sources.local_folder import LocalFolderRecords, LocalFolderSource
+from biodata_cache_pipeline.sources.open_data import OpenDataStore
+from biodata_cache_pipeline.tables import RECORD_FIELDS
+from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS_ATTRIBUTES, build_asset_basics
+from biodata_cache_pipeline.tables.fib import PLATFORM_FIB_ATTRIBUTES, build_platform_fib
+from biodata_cache_pipeline.tables.quality_control import (
+    PLATFORM_QC_ATTRIBUTES,
+    PLATFORMS,
+    QUALITY_CONTROL_ATTRIBUTES,
+    asset_qc,
+    build_platform_qc,
+    build_quality_control,
+)
+from biodata_cache_pipeline.tables.smartspim import ASSETS_SMARTSPIM_ATTRIBUTES, build_assets_smartspim
+from biodata_cache_pipeline.tables.source_data import SOURCE_DATA_ATTRIBUTES, build_source_data
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("snapshot-corpus")
+    generate_corpus(out, assets=120, seed=5)
+    return out
+
+
+def fixture_raw_records() -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(FIXTURE_RECORDS.rglob("*.json"))]
+
+
+def snapshot_of(records: list[NormalizedRecord], path: Path) -> RecordSnapshot:
+    batch = to_batch((f"{i:06d}", None, record) for i, record in enumerate(records))
+    pq.write_table(pa.Table.from_batches([batch]), path, row_group_size=7)  # several row groups
+    return RecordSnapshot(pq.ParquetFile(path))
+
+
+def refresh(source, out: Path, previous: Path | None = None, **options):
+    """Refresh into `out` from the snapshot at `previous`; the report and the snapshot's rows."""
+    old = RecordSnapshot(pq.ParquetFile(previous)) if previous else None
+    report = refresh_snapshot(source, old, str(out), **options)
+    return report, pq.read_table(out)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [None, "text", "", 0, -3, 2**70, 1.5, 1e300, math.inf, True, [1, "a", None], {"k": [1.25, {"x": None}]}, "\u00fc\u2603"],
+)
+def test_json_text_reads_back_as_the_same_value(value):
+    assert json_value(json_text(value)) == value
+
+
+def test_json_text_keeps_nan():
+    assert math.isnan(json_value(json_text(float("nan"))))
+    assert math.isnan(json_value(json_text({"a": float("nan")}))["a"])  # not turned into null
+
+
+@needs_fixture_records
+def test_every_fixture_record_round_trips_through_snapshot_rows(tmp_path):
+    records = [normalize_record(raw) for raw in fixture_raw_records()]
+    assert any(r.qc_metrics for r in records) and any(r.data_streams for r in records)
+    snapshot = snapshot_of(records, tmp_path / "s.parquet")
+    assert list(snapshot.records(snapshot.file.schema_arrow.names)) == records
+
+
+def test_generated_records_and_odd_values_round_trip(corpus, tmp_path):
+    records = list(LocalFolderRecords(str(corpus)).records())
+    odd = normalize_record(
+        {
+            "_id": "odd",
+            "name": "odd_2025-01-01_00-00-00",
+            "quality_control": {
+                "metrics": [
+                    {"name": "nan", "value": float("nan"), "status_history": [{"status": "Pass"}]},
+                    {"name": "big", "value": 2**80, "tags": {"probe": 2**65}},
+                    {"name": "list", "value": [1, None, "x"], "tags": ["a", "b"]},
+                ],
+                "status": {"a": "Pass"},
+            },
+        }
+    )
+    snapshot = snapshot_of([*records, odd], tmp_path / "s.parquet")
+    read = list(snapshot.records(snapshot.file.schema_arrow.names))
+    assert read[:-1] == records
+    assert str(read[-1].qc_metrics[0].value) == "nan" and read[-1].qc_metrics[1:] == odd.qc_metrics[1:]
+
+
+def tables_built(records: list[NormalizedRecord], store: OpenDataStore, snapshot: RecordSnapshot | None) -> dict:
+    """Every record-based table, from the records (snapshot None) or from the snapshot's columns."""
+
+    def read(attributes):
+        if snapshot is None:
+            return iter(records)
+        return snapshot.records(attributes + RecordTally.ATTRIBUTES)
+
+    tables = {
+        "asset_basics": build_asset_basics(read(ASSET_BASICS_ATTRIBUTES)),
+        "source_data": build_source_data(read(SOURCE_DATA_ATTRIBUTES)),
+        "platform_fib": build_platform_fib(read(PLATFORM_FIB_ATTRIBUTES)),
+    }
+    tables["assets_smartspim"] = build_assets_smartspim(read(ASSETS_SMARTSPIM_ATTRIBUTES), tables["source_data"], store)
+    subjects = {r.subject_id for r in records} - {None}
+    if snapshot is None:
+        qc = build_quality_control(records, subjects)
+    else:
+        qc = {}
+        for found, grouped in snapshot.records_by("subject_id", subjects, QUALITY_CONTROL_ATTRIBUTES, rows=10):
+            qc.update(build_quality_control(grouped, found))
+    tables.update({f"qc/{key}": table for key, table in qc.items()})
+    qc_by_name = {r.name: asset_qc(r) for r in read(PLATFORM_QC_ATTRIBUTES) if r.has_qc}
+    basics = tables["asset_basics"]
+    tables.update({f"platform_qc/{p}": build_platform_qc(basics, qc_by_name, p) for p in PLATFORMS})
+    return tables
+
+
+def assert_same_tables(from_records: dict, from_snapshot: dict) -> None:
+    assert from_records.keys() == from_snapshot.keys()
+    for name, table in from_records.items():
+        assert table.equals(from_snapshot[name]), name
+    assert sum(t.num_rows for t in from_records.values()) > 0
+
+
+def test_tables_from_the_snapshot_equal_tables_from_the_records(corpus, tmp_path):
+    """Each table's declared snapshot columns are all it reads: a missing one would change a table."""
+    records = list(LocalFolderRecords(str(corpus)).records())
+    store = OpenDataStore(str(corpus))
+    snapshot = snapshot_of(records, tmp_path / "s.parquet")
+    built = tables_built(records, store, snapshot)
+    assert sum(len(t) for name, t in built.items() if name.startswith("qc/")) > 0
+    assert_same_tables(tables_built(records, store, None), built)
+
+
+@needs_fixture_records
+def test_tables_from_the_snapshot_equal_tables_from_the_fixture_records(tmp_path):
+    records = [normalize_record(raw) for raw in fixture_raw_records()]
+    store = OpenDataStore(str(tmp_path))
+    assert_same_tables(tables_built(records, store, None), tables_built(records, store, snapshot_of(records, tmp_path / "s.parquet")))
+
+
+def change_corpus(root: Path) -> tuple[str, str, str]:
+    """Add one asset folder, change one record, remove one; return their names."""
+    folders = LocalFolderRecords(str(root)).asset_folders()
+    removed, changed, template = folders[3], folders[10], folders[20]
+    shutil.rmtree(root / removed)
+    record = json.loads((root / changed / "metadata.nd.json").read_text())
+    record["subject"]["subject_details"]["genotype"] = "changed/wt"
+    (root / changed / "metadata.nd.json").write_text(json.dumps(record))
+    added = "999999_2030-01-01_00-00-00"
+    shutil.copytree(root / template, root / added)
+    return added, changed, removed
+
+
+def test_incremental_refresh_of_asset_folders_equals_a_full_rebuild(corpus, tmp_path):
+    root = tmp_path / "records"
+    shutil.copytree(corpus, root)
+    source = LocalFolderSource(str(root))
+    first, rows = refresh(source, tmp_path / "first.parquet", workers=2, chunk_size=7)
+    assert (first.records, first.added, first.read, first.rebuilt) == (len(rows), len(rows), len(rows), "no snapshot yet")
+    assert rows.column("key").to_pylist() == sorted(rows.column("key").to_pylist())
+
+    unchanged, same_rows = refresh(source, tmp_path / "again.parquet", tmp_path / "first.parquet", workers=2, chunk_size=7)
+    assert (unchanged.added, unchanged.changed, unchanged.removed, unchanged.read, unchanged.rebuilt) == (0, 0, 0, 0, None)
+    assert same_rows.equals(rows)
+
+    added, changed, removed = change_corpus(root)
+    update, updated = refresh(source, tmp_path / "update.parquet", tmp_path / "first.parquet", workers=2, chunk_size=7)
+    assert (update.added, update.changed, update.removed, update.read) == (1, 1, 1, 2)
+    _, rebuilt = refresh(source, tmp_path / "full.parquet", workers=1)
+    assert updated.equals(rebuilt)
+    keys = updated.column("key").to_pylist()
+    assert added in keys and changed in keys and removed not in keys
+    genotype = updated.column("genotype").to_pylist()[keys.index(changed)]
+    assert genotype == "changed/wt"
+
+
+def test_a_code_change_rebuilds_the_snapshot_in_full(corpus, tmp_path, monkeypatch):
+    source = LocalFolderSource(str(corpus))
+    first, _ = refresh(source, tmp_path / "first.parquet", workers=1)
+    monkeypatch.setattr(snapshot_refresh, "code_version", lambda: "another normaliser")
+    report, rows = refresh(source, tmp_path / "second.parquet", tmp_path / "first.parquet", workers=1)
+    assert report.rebuilt == "the normaliser or the record readers changed"
+    assert report.read == first.records == len(rows)
+
+
+def test_the_snapshot_of_another_source_is_not_reused(corpus, tmp_path):
+    refresh(LocalFolderSource(str(corpus)), tmp_path / "first.parquet", workers=1)
+    other = tmp_path / "other"
+    shutil.copytree(corpus, other)
+    report, _ = refresh(LocalFolderSource(str(other)), tmp_path / "second.parquet", tmp_path / "first.parquet", workers=1)
+    assert report.rebuilt.startswith("the snapshot was made from") and report.read == report.records
+
+
+def test_a_failing_refresh_raises_and_writes_no_snapshot(corpus, tmp_path, monkeypatch):
+    def broken(self, entries):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(LocalFolderSource, "read_changed", broken)
+    with pytest.raises(OSError, match="disk gone"):
+        refresh_snapshot(LocalFolderSource(str(corpus)), None, str(tmp_path / "s.parquet"), workers=1)
+
+
+def test_incremental_refresh_from_docdb_fetches_only_what_changed(corpus, tmp_path):
+    documents = records_from_folder(str(corpus))
+    for i, document in enumerate(documents):
+        document["_last_modified"] = f"2025-01-01T00:00:{i % 60:02d}+00:00"
+    with DocDbStandIn(documents, max_batch=13) as server:
+        source = DocDbSource(loopback_port=server.port, page_size=20, batch_size=9, fields=RECORD_FIELDS)
+        first, rows = refresh(source, tmp_path / "first.parquet", workers=2, chunk_size=11)
+        assert first.records == len(documents) == rows.num_rows
+
+        changed_id, removed_id = documents[5]["_id"], documents[8]["_id"]
+        server.collection.update_one(
+            {"_id": changed_id},
+            {"$set": {"data_description.project_name": "Renamed", "_last_modified": "2026-01-01T00:00:00+00:00"}},
+        )
+        server.collection.delete_one({"_id": removed_id})
+        new = {**documents[9], "_id": "zz-new", "name": "999999_2030-01-01_00-00-00"}
+        server.collection.insert_one(new)
+        server.requests.clear()
+        update, updated = refresh(source, tmp_path / "update.parquet", tmp_path / "first.parquet", workers=1)
+        assert (update.added, update.changed, update.removed, update.read) == (1, 1, 1, 2)
+        fetched = {i for _, route, p in server.requests if route == "find" and "$in" in json.dumps(p["filter"])
+                   for i in p["filter"]["_id"]["$in"]}
+        assert fetched == {changed_id, "zz-new"}
+
+        _, rebuilt = refresh(source, tmp_path / "full.parquet", workers=1)
+    assert updated.equals(rebuilt)
+    keys = updated.column("key").to_pylist()
+    assert updated.column("project_name").to_pylist()[keys.index(changed_id)] == "Renamed"
+    assert removed_id not in keys
+
+
+def test_docdb_and_folder_snapshots_give_the_same_records(corpus, tmp_path):
+    """The same records through either source (the DocDB one projected on the tables' fields)."""
+    _, from_folders = refresh(LocalFolderSource(str(corpus)), tmp_path / "folders.parquet", workers=1)
+    with DocDbStandIn(records_from_folder(str(corpus))) as server:
+        source = DocDbSource(loopback_port=server.port, fields=RECORD_FIELDS)
+        _, from_docdb = refresh(source, tmp_path / "docdb.parquet", workers=1)
+    by_name = lambda table: sorted(  # noqa: E731
+        (r for r in to_records(table.drop_columns(["problems"])) if r.name), key=lambda r: r.name
+    )
+    folder_records, docdb_records = by_name(from_folders), by_name(from_docdb)
+    assert len(docdb_records) > 100 and docdb_records == folder_records
