@@ -118,44 +118,26 @@ def json_value(text: str | None) -> Any:
         return json.loads(text)
 
 
-def _row(key: str, signature: str | None, record: NormalizedRecord) -> dict:
-    row = {name: getattr(record, name) for name in ATTRIBUTES}
-    row["key"], row["signature"] = key, signature
-    row["data_streams"] = [
-        {
-            "connections": [{"source_device": s, "target_device": t} for s, t in stream.connections],
-            "patch_cords": [
-                {
-                    "patch_cord": config.patch_cord,
-                    "channels": [{"channel_name": c, "intended_measurement": m} for c, m in config.channels],
-                }
-                for config in stream.patch_cords
-            ],
-        }
-        for stream in record.data_streams
-    ]
-    row["process_times"] = [{"start": s, "end": e} for s, e in record.process_times]
-    row["probe_implants"] = [{"fiber": f, "acronym": a} for f, a in record.probe_implants]
-    row["qc_metrics"] = [
-        {
-            "name": m.name,
-            "modality": m.modality,
-            "stage": m.stage,
-            "value": json_text(m.value),
-            "status": m.status,
-            "tags": json_text(m.tags),
-            "object_type": m.object_type,
-        }
-        for m in record.qc_metrics
-    ]
-    row["qc_status"] = [{"key": k, "status": v} for k, v in record.qc_status.items()]
-    return row
+def _qc_metric_row(metric: QcMetric) -> tuple:
+    name, modality, stage, value, status, tags, object_type = metric
+    return name, modality, stage, json_text(value), status, json_text(tags), object_type
 
 
 def to_batch(entries: Iterable[tuple[str, str | None, NormalizedRecord]]) -> pa.RecordBatch:
-    """(key, signature, record) entries as snapshot rows, in the order given."""
-    rows = [_row(key, signature, record) for key, signature, record in entries]
-    return pa.RecordBatch.from_pylist(rows, schema=SCHEMA)
+    """(key, signature, record) entries as snapshot rows, in the order given.
+
+    Column by column: the parts of a record are (named) tuples, which Arrow takes as structs.
+    """
+    entries = list(entries)
+    records = [record for _, _, record in entries]
+    columns = {
+        "key": [key for key, _, _ in entries],
+        "signature": [signature for _, signature, _ in entries],
+        **{name: [getattr(record, name) for record in records] for name in ATTRIBUTES},
+        "qc_metrics": [[_qc_metric_row(m) for m in record.qc_metrics] for record in records],
+        "qc_status": [list(record.qc_status.items()) for record in records],
+    }
+    return pa.RecordBatch.from_arrays([pa.array(columns[f.name], f.type) for f in SCHEMA], schema=SCHEMA)
 
 
 # -- rows -> records ---------------------------------------------------------------------------

@@ -6,8 +6,9 @@
    consecutive chunks of the listing, to worker processes, which read and normalise a record only
    when its signature differs (an asset folder's signature is read from its file listing) and
    send back Arrow rows. Keys the snapshot has but the source no longer lists are dropped.
-3. Chunks are written in listing (= key) order as they arrive, so memory holds the previous
-   snapshot and a few chunks, never the parsed corpus.
+3. Chunks are written in listing (= key) order as they arrive; the kept rows are read from the
+   previous snapshot row group by row group as the listing advances, so memory holds a few row
+   groups and chunks, never the corpus.
 
 A snapshot made by other code (normaliser, readers), or from another source, is not reused: the
 refresh then rebuilds it in full. The new snapshot is written to a file the caller publishes
@@ -19,11 +20,13 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import accumulate, groupby
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -63,6 +66,11 @@ class RefreshReport:
     skipped_reasons: list[str] = field(default_factory=list)
     rebuilt: str | None = None
 
+    @property
+    def unchanged(self) -> bool:
+        """Whether the new snapshot holds exactly the rows of the previous one."""
+        return self.rebuilt is None and self.read == 0 and self.removed == 0
+
     def summary(self) -> str:
         text = (
             f"{self.records} records: {self.added} added, {self.changed} changed, {self.removed} removed, "
@@ -85,6 +93,26 @@ def _read_chunk(source: RecordSource, entries: Sequence[tuple[str, str | None, s
     changed = source.read_changed(entries)
     rows = to_batch(changed.records) if changed.records else None
     return _Chunk(rows, changed.unchanged, changed.gone)
+
+
+class _PreviousRows:
+    """Rows of the previous snapshot by row number, read one row group at a time; rows must be
+    asked for in increasing order (the listing's), so row groups already passed are let go."""
+
+    def __init__(self, snapshot: RecordSnapshot):
+        self.file = snapshot.file
+        sizes = [self.file.metadata.row_group(i).num_rows for i in range(self.file.num_row_groups)]
+        self.starts = list(accumulate([0, *sizes]))
+        self.loaded: dict[int, pa.Table] = {}
+
+    def take(self, rows: list[int]) -> pa.Table:
+        parts = []
+        for group, in_group in groupby(sorted(rows), key=lambda row: bisect_right(self.starts, row) - 1):
+            if group not in self.loaded:
+                self.loaded = {g: table for g, table in self.loaded.items() if g >= group}
+                self.loaded[group] = self.file.read_row_group(group)
+            parts.append(self.loaded[group].take([row - self.starts[group] for row in in_group]))
+        return pa.concat_tables(parts)
 
 
 def _reusable(previous: RecordSnapshot | None, source: RecordSource) -> str | None:
@@ -130,10 +158,11 @@ def refresh_snapshot(
     `previous` whose signature did not change."""
     report = RefreshReport(source=source.label, rebuilt=_reusable(previous, source))
     listing = sorted(dict(source.listing()).items())
-    old = previous.table(["signature", *SCHEMA.names[2:]]) if report.rebuilt is None else SCHEMA.empty_table()
+    old = previous.table(["signature"]) if report.rebuilt is None else SCHEMA.empty_table()
     old_keys = old.column("key").to_pylist()
     old_row = {key: row for row, key in enumerate(old_keys)}
     old_signature = dict(zip(old_keys, old.column("signature").to_pylist()))
+    previous_rows = _PreviousRows(previous) if report.rebuilt is None else None
 
     segments, tasks = [], []
     for start in range(0, len(listing), chunk_size):
@@ -153,7 +182,7 @@ def refresh_snapshot(
         buffered: list[pa.Table] = []
         for kept, chunk in zip(segments, _in_order(partial(_read_chunk, source), tasks, workers or default_workers())):
             kept = kept + chunk.unchanged
-            parts = [old.take(sorted(old_row[key] for key in kept))] if kept else []
+            parts = [previous_rows.take([old_row[key] for key in kept])] if kept else []
             if chunk.rows is not None:
                 parts.append(pa.Table.from_batches([chunk.rows]))
                 for key in chunk.rows.column(0).to_pylist():

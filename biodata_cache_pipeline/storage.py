@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, urlsplit
@@ -93,6 +94,18 @@ def encode_partition_value(value: str) -> str:
     return quote(value, safe="")
 
 
+@dataclass
+class SnapshotOutput:
+    """Where the next record snapshot is written (see `CacheStore.snapshot_output`)."""
+
+    path: str
+    publish: bool = True
+
+    def discard(self) -> None:
+        """Keep the stored snapshot (the new one holds the same rows)."""
+        self.publish = False
+
+
 class CacheStore:
     """Reads and writes one version folder of a cache root; see the module docstring."""
 
@@ -151,9 +164,10 @@ class CacheStore:
             return None
 
     @contextmanager
-    def snapshot_output(self) -> Iterator[str]:
+    def snapshot_output(self) -> Iterator[SnapshotOutput]:
         """A local file for the next snapshot, published over the stored one (atomically for
-        readers) when the block ends without an error; on an error the stored one stays."""
+        readers) when the block ends without an error and without `discard()`; otherwise the
+        stored one stays."""
         path = self._path(SNAPSHOT_FOLDER, SNAPSHOT_FILE)
         if self._is_s3 or self._is_memory:
             folder = None
@@ -162,8 +176,11 @@ class CacheStore:
             os.makedirs(folder, exist_ok=True)
         handle, temp = tempfile.mkstemp(prefix=".records.", suffix=".tmp", dir=folder)
         os.close(handle)
+        output = SnapshotOutput(temp)
         try:
-            yield temp
+            yield output
+            if not output.publish:
+                return
             if self._is_s3:  # a managed upload: the object appears whole or not at all
                 bucket, key = path.split("/", 1)
                 self._s3_client.upload_file(temp, bucket, key)

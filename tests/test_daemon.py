@@ -175,12 +175,16 @@ def run_unattended_pipeline(tmp_path: Path, corpus: Path, instance_file: str, ex
     with started(webserver, env, logs / "webserver.log"), started(daemon, env, logs / "daemon.log"):
         wait_for("the webserver to load the code location", gql.ready, logs=logs)
 
-        # What the UI shows: eleven described, grouped, owned assets with column schemas and checks.
+        # What the UI shows: the records source, the record snapshot, and eleven described, grouped,
+        # owned tables with column schemas and checks.
         nodes = gql("""{ assetNodes { assetKey { path } description groupName kinds
             owners { ... on TeamAssetOwner { team } } metadataEntries { label }
             assetChecksOrError { ... on AssetChecks { checks { name } } } } }""")["assetNodes"]
-        assert sorted(n["assetKey"]["path"][-1] for n in nodes) == sorted(TABLES)
-        for node in nodes:
+        names = sorted(n["assetKey"]["path"][-1] for n in nodes)
+        assert names == sorted([*TABLES, "metadata_records", "record_snapshot"])
+        sources = [n for n in nodes if n["assetKey"]["path"][-1] not in TABLES]
+        assert all(n["description"] and n["groupName"] == "sources" for n in sources), sources
+        for node in (n for n in nodes if n["assetKey"]["path"][-1] in TABLES):
             assert node["description"] and node["groupName"] and "parquet" in node["kinds"], node
             assert node["owners"] == [{"team": "biodata-cache"}], node
             assert "dagster/column_schema" in {m["label"] for m in node["metadataEntries"]}, node

@@ -180,11 +180,11 @@ def test_incremental_refresh_of_asset_folders_equals_a_full_rebuild(corpus, tmp_
 
     unchanged, same_rows = refresh(source, tmp_path / "again.parquet", tmp_path / "first.parquet", workers=2, chunk_size=7)
     assert (unchanged.added, unchanged.changed, unchanged.removed, unchanged.read, unchanged.rebuilt) == (0, 0, 0, 0, None)
-    assert same_rows.equals(rows)
+    assert unchanged.unchanged and same_rows.equals(rows)
 
     added, changed, removed = change_corpus(root)
     update, updated = refresh(source, tmp_path / "update.parquet", tmp_path / "first.parquet", workers=2, chunk_size=7)
-    assert (update.added, update.changed, update.removed, update.read) == (1, 1, 1, 2)
+    assert (update.added, update.changed, update.removed, update.read) == (1, 1, 1, 2) and not update.unchanged
     _, rebuilt = refresh(source, tmp_path / "full.parquet", workers=1)
     assert updated.equals(rebuilt)
     keys = updated.column("key").to_pylist()

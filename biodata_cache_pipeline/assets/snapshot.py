@@ -36,10 +36,11 @@ def record_snapshot(
 ) -> MaterializeResult:
     store = cache_io_manager.store()
     stored = store.open_snapshot()
-    with store.snapshot_output() as out:
-        report = refresh_snapshot(
-            records.source(), RecordSnapshot(stored) if stored else None, out, workers=records.workers
-        )
+    with store.snapshot_output() as output:
+        previous = RecordSnapshot(stored) if stored else None
+        report = refresh_snapshot(records.source(), previous, output.path, workers=records.workers)
+        if report.unchanged:
+            output.discard()
     context.log.info(f"record_snapshot: {report.summary()}")
     return MaterializeResult(
         metadata={
@@ -51,6 +52,7 @@ def record_snapshot(
             "removed": report.removed,
             "read": report.read,
             "full_rebuild": report.rebuilt or "no",
+            "rewritten": not report.unchanged,
             "skipped_records": report.skipped,
             "skipped_reasons": MetadataValue.md("\n".join(f"- {r}" for r in report.skipped_reasons) or "none"),
         }

@@ -1,0 +1,83 @@
+"""The record snapshot in whole builds: a quiet night rewrites nothing, and a build killed during the
+snapshot refresh leaves the previous snapshot and the published tables as they were."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from biodata_cache_pipeline.sample_corpus import generate_corpus
+from biodata_cache_pipeline.version import version_folder
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def materialize_command(samples: Path, cache: Path) -> tuple[list[str], dict]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "BIODATA_FORAGING_SESSIONS")}
+    env.update(BIODATA_SAMPLE_ROOT=str(samples), BIODATA_CACHE_ROOT=str(cache), BIODATA_CACHE_ENV="local")
+    return [sys.executable, "-m", "biodata_cache_pipeline.cli", "materialize"], env
+
+
+def materialize(samples: Path, cache: Path) -> str:
+    command, env = materialize_command(samples, cache)
+    done = subprocess.run(command, env=env, cwd=PROJECT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def stored_files(cache: Path) -> dict[str, tuple[int, int, bytes]]:
+    """Every file of the cache: inode, modification time and bytes."""
+    return {
+        str(p.relative_to(cache)): (p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes())
+        for p in sorted(cache.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> tuple[Path, Path]:
+    samples, cache = tmp_path_factory.mktemp("samples"), tmp_path_factory.mktemp("cache")
+    generate_corpus(samples, assets=1500, seed=2)
+    materialize(samples, cache)
+    return samples, cache
+
+
+def test_a_quiet_night_rewrites_no_object(built):
+    samples, cache = built
+    before = stored_files(cache)
+    assert f"{version_folder()}/_snapshot/records.parquet" in before
+    materialize(samples, cache)
+    assert stored_files(cache) == before
+
+
+def test_a_build_killed_while_refreshing_the_snapshot_changes_nothing_published(built):
+    samples, cache = built
+    before = stored_files(cache)
+    for record in samples.glob("*/metadata.nd.json"):  # every record to be read again
+        os.utime(record)
+    command, env = materialize_command(samples, cache)
+    build = subprocess.Popen(command, env=env, cwd=PROJECT, start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    staging = cache / ".staging"
+    try:
+        deadline = time.monotonic() + 120
+        while not list(staging.glob(".records.*.tmp")):
+            assert build.poll() is None and time.monotonic() < deadline, "the refresh never started"
+            time.sleep(0.05)
+        time.sleep(0.5)  # well into reading the records
+        assert build.poll() is None, "the refresh ended before it could be killed"
+    finally:
+        os.killpg(build.pid, signal.SIGKILL)
+        build.wait(timeout=30)
+
+    after = {name: entry for name, entry in stored_files(cache).items() if not name.startswith(".staging/")}
+    assert after == before
+    materialize(samples, cache)  # the next build reads the records again and publishes the same tables
+    tables = {name: entry[2] for name, entry in stored_files(cache).items() if name.endswith(".pqt")}
+    assert tables == {name: entry[2] for name, entry in before.items() if name.endswith(".pqt")}
