@@ -165,9 +165,15 @@ def json_values(texts: pa.StringArray) -> list:
 
 
 def _qc_metrics(struct: pa.StructArray) -> list[QcMetric]:
-    columns = {name: struct.field(name).to_pylist() for name in QcMetric._fields if name not in ("value", "tags")}
-    columns["value"] = json_values(struct.field("value"))
-    columns["tags"] = json_values(struct.field("tags"))
+    """Metrics with the fields the struct holds (see `RecordSnapshot.table`); the others are None."""
+    present = {struct.type.field(i).name for i in range(struct.type.num_fields)}
+    empty = [None] * len(struct)
+    columns = {
+        name: (json_values if name in ("value", "tags") else pa.Array.to_pylist)(struct.field(name))
+        if name in present
+        else empty
+        for name in QcMetric._fields
+    }
     return [QcMetric(*values) for values in zip(*(columns[name] for name in QcMetric._fields))]
 
 
@@ -185,6 +191,13 @@ def _data_streams(struct: pa.StructArray) -> list[DataStream]:
     return [DataStream(tuple(c), tuple(p)) for c, p in zip(connections, configs)]
 
 
+def _metric_fields(metrics: pa.ListArray, names: list[str]) -> pa.ListArray:
+    """A qc_metrics list array keeping only the `names` fields of each metric."""
+    values = metrics.values
+    kept = pa.StructArray.from_arrays([values.field(name) for name in names], names=names)
+    return pa.ListArray.from_arrays(metrics.offsets, kept, mask=metrics.is_null())
+
+
 # Columns that need more than `to_pylist` to become `NormalizedRecord` attribute values.
 _CONVERTERS = {
     "data_streams": lambda column: [s or [] for s in _lists(column, _data_streams)],
@@ -196,21 +209,24 @@ _CONVERTERS = {
 _NEVER_NULL_LISTS = ("modalities", "investigators", "source_data", "experimenters", "problems")
 
 
-def to_records(table: pa.Table) -> Iterator[NormalizedRecord]:
+def to_records(table: pa.Table, slice_rows: int = 4_096) -> Iterator[NormalizedRecord]:
     """The rows of a snapshot table (any subset of the attribute columns) as records; attributes
-    whose column is absent keep their defaults."""
+    whose column is absent keep their defaults. Converted `slice_rows` rows at a time, so a
+    consumer that keeps little of each record keeps memory flat."""
     names = [name for name in table.column_names if name in ATTRIBUTES]
-    values = []
-    for name in names:
-        column = table.column(name).combine_chunks() if table.num_rows else pa.array([], table.schema.field(name).type)
-        if name in _CONVERTERS:
-            values.append(_CONVERTERS[name](column))
-        elif name in _NEVER_NULL_LISTS:
-            values.append([v or [] for v in column.to_pylist()])
-        else:
-            values.append(column.to_pylist())
-    for row in zip(*values):
-        yield NormalizedRecord(**dict(zip(names, row)))
+    for start in range(0, table.num_rows, slice_rows):
+        part = table.slice(start, slice_rows)
+        values = []
+        for name in names:
+            column = part.column(name).combine_chunks()
+            if name in _CONVERTERS:
+                values.append(_CONVERTERS[name](column))
+            elif name in _NEVER_NULL_LISTS:
+                values.append([v or [] for v in column.to_pylist()])
+            else:
+                values.append(column.to_pylist())
+        for row in zip(*values):
+            yield NormalizedRecord(**dict(zip(names, row)))
 
 
 class RecordSnapshot:
@@ -228,8 +244,21 @@ class RecordSnapshot:
 
     def table(self, columns: Sequence[str], where: tuple[str, Iterable[str]] | None = None) -> pa.Table:
         """Some columns (and `key`), in key order; `where=(column, values)`: only the rows whose
-        `column` is one of `values`, read row group by row group."""
-        wanted = list(dict.fromkeys(["key", *columns]))
+        `column` is one of `values`, read row group by row group. `qc_metrics.<field>` columns keep
+        only those fields of each metric (the others read back as None)."""
+        metric_fields = [c.split(".", 1)[1] for c in columns if c.startswith("qc_metrics.")]
+        plain = [c for c in columns if not c.startswith("qc_metrics.")] + (["qc_metrics"] if metric_fields else [])
+        table = self._read(list(dict.fromkeys(["key", *plain])), where)
+        if metric_fields:
+            metrics = table.column("qc_metrics")
+            projected = pa.chunked_array(
+                [_metric_fields(chunk, metric_fields) for chunk in metrics.chunks],
+                pa.list_(pa.struct([QC_METRIC.field(f) for f in metric_fields])),
+            )
+            table = table.set_column(table.column_names.index("qc_metrics"), "qc_metrics", projected)
+        return table
+
+    def _read(self, wanted: list[str], where: tuple[str, Iterable[str]] | None) -> pa.Table:
         if where is None:
             return self.file.read(wanted)
         column, values = where

@@ -101,6 +101,7 @@ def test_generated_records_and_odd_values_round_trip(corpus, tmp_path):
     )
     snapshot = snapshot_of([*records, odd], tmp_path / "s.parquet")
     read = list(snapshot.records(snapshot.file.schema_arrow.names))
+    assert list(to_records(snapshot.table(snapshot.file.schema_arrow.names), slice_rows=5)) == read
     assert read[:-1] == records
     assert str(read[-1].qc_metrics[0].value) == "nan" and read[-1].qc_metrics[1:] == odd.qc_metrics[1:]
 

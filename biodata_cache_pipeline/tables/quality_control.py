@@ -60,7 +60,7 @@ QUALITY_CONTROL_FIELDS = (
 PLATFORM_QC_FIELDS = ("name", "quality_control")
 # The `NormalizedRecord` attributes each reads (its record snapshot columns).
 QUALITY_CONTROL_ATTRIBUTES = ("id", "name", "subject_id", "acquisition_start_time", "qc_metrics")
-PLATFORM_QC_ATTRIBUTES = ("name", "has_qc", "qc_metrics", "qc_status")
+PLATFORM_QC_ATTRIBUTES = ("name", "has_qc", "qc_metrics.modality", "qc_metrics.tags", "qc_status")
 
 
 def metric_value(value) -> str | None:
@@ -162,12 +162,14 @@ def tag_modalities(metrics: Iterable[QcMetric]) -> dict[str, set[str]]:
 
 @dataclass(frozen=True)
 class AssetQc:
-    metrics: tuple[QcMetric, ...]
+    """What platform_qc needs of one asset's QC: its status map and the modalities of each status key."""
+
     status: Mapping[str, str]
+    tag_modalities: Mapping[str, set[str]]
 
 
 def asset_qc(record: NormalizedRecord) -> AssetQc:
-    return AssetQc(metrics=tuple(record.qc_metrics), status=dict(record.qc_status))
+    return AssetQc(status=dict(record.qc_status), tag_modalities=tag_modalities(record.qc_metrics))
 
 
 def build_platform_qc(asset_basics: pa.Table, qc_by_name: Mapping[str, AssetQc], platform: str) -> pa.Table:
@@ -184,7 +186,7 @@ def build_platform_qc(asset_basics: pa.Table, qc_by_name: Mapping[str, AssetQc],
         qc = qc_by_name.get(asset["name"])
         if qc is None or not platform_matches(spec, asset["modalities"] or [], asset["acquisition_type"]):
             continue
-        keys = tag_modalities(qc.metrics)
+        keys = qc.tag_modalities
         for tag, status in qc.status.items():
             if tag in spec.target_modalities or keys.get(tag, set()) & spec.target_modalities:
                 rows.append(
