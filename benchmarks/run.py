@@ -1,19 +1,33 @@
 """biodata-cache benchmarks: speed and peak memory at AIND scale; results in benchmarks/README.md.
 
-    .venv/bin/python benchmarks/run.py                   # every measurement, 10,000 and 100,000 assets
+    .venv/bin/python benchmarks/run.py                   # every measurement, both corpus kinds
     .venv/bin/python benchmarks/run.py --quick           # the 10,000-asset measurements only (printed)
-    .venv/bin/python benchmarks/run.py full --assets 100000 --runs 1 --no-readme
+    .venv/bin/python benchmarks/run.py full --kind cloned --assets 100000 --runs 1 --no-readme
 
-(`make bench`, `make bench QUICK=1`.) Measurements, each in a fresh process so that its peak RSS
-(`ru_maxrss` of that child, from `os.wait4`) is its own:
+(`make bench`, `make bench QUICK=1`.) Measurements, each in a fresh process. Peak memory is
+reported twice: the child's own `ru_maxrss` (from `os.wait4`), and the peak of the summed RSS of
+the child and all its descendants, sampled every 0.2 s from /proc (the snapshot refresh parses
+records in spawned worker processes, which `ru_maxrss` of the child does not count).
 
-- `full`: `biodata-cache-pipeline materialize` (every table, quality_control for every subject)
-  into an empty cache with a new Dagster instance (the project's dagster.yaml, SQLite); per-table
-  times are the step durations recorded by the instance.
+Two corpus kinds (`--kind`): `sample` (`biodata-cache-sample`, seed 0; 10,000 and 100,000 assets,
+about 6 KB per record) and `cloned` (`../shared/tools/clone_records.py`: records cloned from
+real ones, about 80 KB each with many QC metrics; 30,000 and 100,000 records, seeds in
+CLONED_SEEDS, plus the foraging session table of a sample corpus). `<scratch>/cloned-<N>` may be a
+symlink to a cloned corpus made earlier; it is used as it is and never deleted.
+
+- `full`: `biodata-cache-pipeline materialize` (the record snapshot, every table, quality_control
+  for every subject) into an empty cache with a new Dagster instance (the project's dagster.yaml,
+  SQLite); per-step times are the step durations recorded by the instance.
 - `incremental`: the nightly path, `materialize --changed-only`, after 1% of the records were
-  modified (every 100th asset folder: `_last_modified` moved on and one QC status added), on a
-  copy of the full build's cache and instance; the same with `BIODATA_RECORD_STORE` kept from
-  the night before; and with nothing modified.
+  modified (every 100th asset folder: `_last_modified` moved on and one QC status added; restored
+  afterwards), on a copy of the full build's cache (with its record snapshot) and instance; and
+  with nothing modified.
+- `parse`: one plain parse of a corpus (cloned by default) on one core: read every
+  metadata.nd.json and `orjson.loads` it with the collector disabled; the README divides the full
+  build's time by it.
+- `docdb`: the prod resources against the DocDB stand-in (in this process, 127.0.0.1) serving
+  10,000 cloned records: response bytes of a full build, of `--changed-only` after 1% of the
+  documents changed, and of `--changed-only` with nothing changed.
 - `qc`: quality_control for 5,000 subjects (500 with `--quick`) in one run, as the sensor or a
   single-run backfill does it: partition keys added, the run created (planned events), executed,
   checked.
@@ -25,9 +39,9 @@
 project's (dagster.yaml without `event_log_storage`): the before/after of
 `biodata_cache_pipeline/event_log.py`.
 
-Corpora (`biodata-cache-sample`, seed 0) and every run folder live under the scratch folder
-(`--scratch`, default `$BDC_BENCH_DIR` or /tmp/bdc-bench); corpora are generated once and reused.
-Medians over `--runs` repetitions (default 3). Nothing here is part of the test suite.
+Corpora and every run folder live under the scratch folder (`--scratch`, default
+`$BDC_BENCH_DIR` or /tmp/bdc-bench); corpora are generated once and reused. Medians over
+`--runs` repetitions (default 3). Nothing here is part of the test suite.
 """
 
 from __future__ import annotations
@@ -41,6 +55,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timezone
 from importlib import metadata
@@ -60,13 +75,19 @@ MODIFIED_AT = "2026-01-15T02:00:00.000000Z"
 MODIFIED_MTIME = datetime(2026, 1, 15, 2, tzinfo=timezone.utc).timestamp()
 RESULTS_START = "<!-- results:start (written by benchmarks/run.py) -->"
 RESULTS_END = "<!-- results:end -->"
-MEASUREMENTS = ("full", "incremental", "qc", "client", "sensor")
+MEASUREMENTS = ("full", "incremental", "parse", "docdb", "qc", "client", "sensor")
 STOCK_EVENT_LOG = "stock-event-log"
-INCREMENTAL_VARIANTS = ("modified_1pct", "modified_1pct_kept_store", "unchanged")
+INCREMENTAL_VARIANTS = ("modified_1pct", "unchanged")
+KINDS = ("sample", "cloned")
+CLONED_SIZES = (30_000, 100_000)
+CLONED_SEEDS = {30_000: 5, 100_000: 7, 10_000: 11}  # seeds of the corpora made for the results below
+CLONE_TOOL = PROJECT.parent / "shared" / "tools" / "clone_records.py"
+CLONE_FIXTURES = PROJECT.parent / "shared" / "fixtures" / "records"
+DOCDB_RECORDS = 10_000  # mongomock holds every document in memory
 PIPELINE_ENV = (
     "BIODATA_CACHE_ENV", "BIODATA_SAMPLE_ROOT", "BIODATA_CACHE_ROOT", "BIODATA_OPEN_DATA_ROOT",
     "BIODATA_FORAGING_SESSIONS", "BIODATA_CACHE_BACKEND", "BIODATA_CACHE_VERSION", "BIODATA_CACHE_LOCAL_COPY",
-    "BIODATA_CACHE_OFFLINE", "DAGSTER_HOME",
+    "BIODATA_CACHE_OFFLINE", "DAGSTER_HOME", "BIODATA_DOCDB_LOOPBACK_PORT", "BIODATA_DOCDB_HOST",
 )
 
 
@@ -83,13 +104,68 @@ def run_child(args: list[str], env: dict[str, str], label: str) -> dict:
         started = time.perf_counter()
         # Not in the project folder: the code is the installed package (or what PYTHONPATH names).
         process = subprocess.Popen(args, env=child_env, stdout=out, stderr=subprocess.STDOUT, cwd=out_path.parent)
+        sampler = TreeRss(process.pid).start()
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - started
+        sampler.stop()
     process.returncode = os.waitstatus_to_exitcode(status)
     output = out_path.read_text(errors="replace")
     if process.returncode != 0:
         raise RuntimeError(f"{label}: {' '.join(args)} exited with {process.returncode}:\n{output[-4000:]}")
-    return {"wall_s": wall, "rss_mb": usage.ru_maxrss / 1024, "stdout": output}
+    return {"wall_s": wall, "rss_mb": usage.ru_maxrss / 1024, "tree_rss_mb": sampler.peak_kb / 1024,
+            "tree_max_processes": sampler.max_processes, "stdout": output}
+
+
+class TreeRss:
+    """Samples the summed RSS (VmRSS of /proc/<pid>/status) of a process and all its descendants
+    every `interval` seconds, in a thread; `peak_kb` is the largest sum seen. The child's own
+    `ru_maxrss` misses the snapshot refresh's worker processes (spawned, not its threads)."""
+
+    def __init__(self, pid: int, interval: float = 0.2):
+        self.pid, self.interval = pid, interval
+        self.peak_kb = 0
+        self.max_processes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> "TreeRss":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.interval)
+
+    def sample(self) -> None:
+        children: dict[int, list[int]] = {}
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = Path(f"/proc/{entry.name}/stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry.name))
+        total, count, todo = 0, 0, [self.pid]
+        while todo:
+            pid = todo.pop()
+            todo.extend(children.get(pid, ()))
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+                        count += 1
+                        break
+            except OSError:
+                continue
+        self.peak_kb = max(self.peak_kb, total)
+        self.max_processes = max(self.max_processes, count)
 
 
 def pipeline_env(corpus: Path, run_dir: Path, variant: str | None = None) -> dict[str, str]:
@@ -166,8 +242,13 @@ def run_created(instance, run_id: str) -> float:
 # -- corpora -----------------------------------------------------------------------------------
 
 
-def corpus_path(scratch: Path, assets: int) -> Path:
-    """The corpus of `assets` assets (seed 0), generated once."""
+def corpus_path(scratch: Path, assets: int, kind: str = "sample") -> Path:
+    """The corpus of `assets` assets, generated once: `sample` from biodata-cache-sample (seed 0),
+    `cloned` from ../shared/tools/clone_records.py (real-shaped records, about 80 KB each; seed
+    CLONED_SEEDS) with the foraging session table of a sample corpus. `<scratch>/cloned-<N>` may be
+    a symlink to a cloned corpus made earlier (with `_foraging/session_table.parquet`)."""
+    if kind == "cloned":
+        return cloned_corpus_path(scratch, assets)
     corpus = scratch / f"corpus-{assets}"
     restore_modified(scratch, corpus)
     if not (corpus / ".complete").exists():
@@ -175,6 +256,24 @@ def corpus_path(scratch: Path, assets: int) -> Path:
         print(f"generating a corpus of {assets} assets in {corpus}", flush=True)
         subprocess.run([sys.executable, "-m", "biodata_cache_pipeline.sample_corpus", "--assets", str(assets),
                         "--seed", str(SEED), "--out", str(corpus), "--quiet"], check=True, cwd=PROJECT)
+        (corpus / ".complete").touch()
+    return corpus
+
+
+def cloned_corpus_path(scratch: Path, assets: int) -> Path:
+    corpus = scratch / f"cloned-{assets}"
+    restore_modified(scratch, corpus)
+    foraging = corpus / "_foraging" / "session_table.parquet"
+    if corpus.is_symlink() and foraging.exists():
+        return corpus  # made elsewhere; never deleted here
+    if not (corpus / ".complete").exists():
+        shutil.rmtree(corpus, ignore_errors=True)
+        seed = CLONED_SEEDS.get(assets, 1)
+        print(f"cloning {assets} real-shaped records (seed {seed}) into {corpus}", flush=True)
+        subprocess.run([sys.executable, str(CLONE_TOOL), "--records", str(CLONE_FIXTURES), "--scale", str(assets),
+                        "--seed", str(seed), "--out", str(corpus)], check=True, cwd=PROJECT, stdout=subprocess.DEVNULL)
+        foraging.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(corpus_path(scratch, 10_000) / "_foraging" / "session_table.parquet", foraging)
         (corpus / ".complete").touch()
     return corpus
 
@@ -210,18 +309,23 @@ def modify_records(scratch: Path, corpus: Path, every: int = MODIFIED_EVERY) -> 
             except ValueError:
                 record = None  # an unreadable record: only its time changes
             if isinstance(record, dict):
-                record["_last_modified"] = MODIFIED_AT
-                qc = record.get("quality_control")
-                metrics = qc.get("metrics") if isinstance(qc, dict) else None
-                if isinstance(metrics, list) and metrics and isinstance(metrics[0], dict):
-                    history = metrics[0].get("status_history")
-                    if isinstance(history, list):
-                        history.append({"evaluator": "benchmark", "status": "Fail", "timestamp": MODIFIED_AT})
+                modify_record(record)
                 record_file.write_text(json.dumps(record))
         for path in files:
             os.utime(path, (MODIFIED_MTIME, MODIFIED_MTIME))
     (journal / ".complete").touch()
     return len(chosen)
+
+
+def modify_record(record: dict) -> None:
+    """`_last_modified` moves on and the first QC metric gets a new status."""
+    record["_last_modified"] = MODIFIED_AT
+    qc = record.get("quality_control")
+    metrics = qc.get("metrics") if isinstance(qc, dict) else None
+    if isinstance(metrics, list) and metrics and isinstance(metrics[0], dict):
+        history = metrics[0].get("status_history")
+        if isinstance(history, list):
+            history.append({"evaluator": "benchmark", "status": "Fail", "timestamp": MODIFIED_AT})
 
 
 def restore_modified(scratch: Path, corpus: Path) -> None:
@@ -238,16 +342,17 @@ def restore_modified(scratch: Path, corpus: Path) -> None:
 # -- measurements ------------------------------------------------------------------------------
 
 
-def measure_full(scratch: Path, assets: int, runs: int, variant: str | None = None) -> dict:
-    corpus = corpus_path(scratch, assets)
-    key = result_key(assets, variant)
+def measure_full(scratch: Path, assets: int, runs: int, variant: str | None = None, kind: str = "sample") -> dict:
+    corpus = corpus_path(scratch, assets, kind)
+    key = result_key(assets, variant, kind)
     results = []
     for i in range(runs):
         run_dir = scratch / "runs" / f"full-{key}-{i}"
         shutil.rmtree(run_dir, ignore_errors=True)
         result = materialize(corpus, run_dir, "materialize", variant=variant)
         print(f"full build, {key} assets, run {i + 1}/{runs}: {result['wall_s']:.1f} s, "
-              f"{result['rss_mb']:.0f} MB", flush=True)
+              f"main {result['rss_mb']:.0f} MB, process tree {result['tree_rss_mb']:.0f} MB "
+              f"({result['tree_max_processes']} processes)", flush=True)
         results.append(result)
         keep = scratch / "runs" / f"full-{key}"
         if i == runs - 1:
@@ -255,18 +360,27 @@ def measure_full(scratch: Path, assets: int, runs: int, variant: str | None = No
             run_dir.rename(keep)
         else:
             shutil.rmtree(run_dir)
-    return {"assets": assets, "variant": variant, "runs": results}
+    return {"assets": assets, "variant": variant, "kind": kind, "runs": results}
 
 
-def result_key(assets: int, variant: str | None) -> str:
-    return f"{assets}+{variant}" if variant else str(assets)
+def result_key(assets: int, variant: str | None, kind: str = "sample") -> str:
+    """`10000`, `10000+stock-event-log`, `cloned-30000`: keys of the results JSON."""
+    key = str(assets) if kind == "sample" else f"{kind}-{assets}"
+    return f"{key}+{variant}" if variant else key
 
 
-def full_build_dir(scratch: Path, assets: int) -> Path:
-    built = scratch / "runs" / f"full-{assets}"
+def parse_key(key: str) -> tuple[str, int, str]:
+    """(kind, assets, variant) of a result key."""
+    head, _, variant = key.partition("+")
+    kind, _, assets = head.rpartition("-")
+    return kind or "sample", int(assets), variant
+
+
+def full_build_dir(scratch: Path, assets: int, kind: str = "sample") -> Path:
+    built = scratch / "runs" / f"full-{result_key(assets, None, kind)}"
     if not (built / "cache").exists():
-        print(f"no full build of {assets} assets yet: building one", flush=True)
-        measure_full(scratch, assets, 1)
+        print(f"no full build of {result_key(assets, None, kind)} assets yet: building one", flush=True)
+        measure_full(scratch, assets, 1, kind=kind)
     return built
 
 
@@ -275,41 +389,33 @@ def copy_build(source: Path, target: Path) -> None:
     shutil.copytree(source, target, symlinks=True, ignore=shutil.ignore_patterns("*.out"))
 
 
-def measure_incremental(scratch: Path, assets: int, runs: int, only: list[str] | None = None) -> dict:
-    corpus = corpus_path(scratch, assets)
-    built = full_build_dir(scratch, assets)
-    kept_store = scratch / "runs" / f"record-store-{assets}"
+def measure_incremental(scratch: Path, assets: int, runs: int, only: list[str] | None = None,
+                        kind: str = "sample") -> dict:
+    corpus = corpus_path(scratch, assets, kind)
+    key = result_key(assets, None, kind)
+    built = full_build_dir(scratch, assets, kind)
     shown = [v for v in INCREMENTAL_VARIANTS if not only or v in only]
-    if "modified_1pct_kept_store" in shown:  # parsed from the unmodified corpus by this code, as the previous night left it
-        run_dir = scratch / "runs" / f"incremental-{assets}"
-        copy_build(built, run_dir)
-        shutil.rmtree(kept_store, ignore_errors=True)
-        materialize(corpus, run_dir, "warm-record-store", "--changed-only",
-                    env={"BIODATA_RECORD_STORE": str(kept_store)})
     variants = {}
     for variant in shown:
         results = []
         for i in range(runs):
-            run_dir = scratch / "runs" / f"incremental-{assets}"
+            run_dir = scratch / "runs" / f"incremental-{key}"
             copy_build(built, run_dir)
-            env = {}
-            if variant == "modified_1pct_kept_store":
-                shutil.copytree(kept_store, run_dir / "record-store")
-                env["BIODATA_RECORD_STORE"] = str(run_dir / "record-store")
             modified = modify_records(scratch, corpus) if variant.startswith("modified") else 0
             try:
-                result = materialize(corpus, run_dir, "materialize-changed-only", "--changed-only", env=env)
+                result = materialize(corpus, run_dir, "materialize-changed-only", "--changed-only")
             finally:
                 restore_modified(scratch, corpus)
             result["records_modified"] = modified
             match = re.search(r"building quality_control: (\d+) subjects to build", result["stdout"])
             result["subjects_rebuilt"] = int(match.group(1)) if match else None
-            print(f"incremental ({variant}), {assets} assets, run {i + 1}/{runs}: {result['wall_s']:.1f} s, "
-                  f"{result['rss_mb']:.0f} MB, {result['subjects_rebuilt']} subjects rebuilt", flush=True)
+            print(f"incremental ({variant}), {key} assets, run {i + 1}/{runs}: {result['wall_s']:.1f} s, "
+                  f"main {result['rss_mb']:.0f} MB, tree {result['tree_rss_mb']:.0f} MB, "
+                  f"{result['subjects_rebuilt']} subjects rebuilt", flush=True)
             results.append(result)
         variants[variant] = results
-        shutil.rmtree(scratch / "runs" / f"incremental-{assets}", ignore_errors=True)
-    return {"assets": assets, "variants": variants}
+        shutil.rmtree(scratch / "runs" / f"incremental-{key}", ignore_errors=True)
+    return {"assets": assets, "kind": kind, "variants": variants}
 
 
 def measure_qc(scratch: Path, assets: int, subjects: int, runs: int, variant: str | None = None) -> dict:
@@ -368,6 +474,119 @@ def qc_child(subjects: int) -> None:
         "first": keys[0],
         "last": keys[-1],
     }))
+
+
+def measure_parse(scratch: Path, assets: int, runs: int, kind: str = "cloned") -> dict:
+    """One plain parse of the corpus on one core, in a fresh process: read every
+    metadata.nd.json and orjson.loads it, the collector disabled (as the snapshot workers do)."""
+    corpus = corpus_path(scratch, assets, kind)
+    key = result_key(assets, None, kind)
+    results = []
+    for i in range(runs):
+        result = run_child([sys.executable, __file__, "_parse_child", str(corpus)],
+                           {"BDC_BENCH_RUN_DIR": str(scratch / "runs" / "parse")}, f"parse-{key}")
+        result.update(json.loads(result.pop("stdout").strip().splitlines()[-1]))
+        print(f"plain parse, {key}, run {i + 1}/{runs}: {result['wall_s']:.1f} s (read + loads "
+              f"{result['total_s']:.1f} s, loads alone {result['loads_s']:.1f} s), {result['records']} records, "
+              f"{result['bytes'] / 1e9:.2f} GB", flush=True)
+        results.append(result)
+    return {"assets": assets, "kind": kind, "runs": results}
+
+
+def parse_child(corpus: str) -> None:
+    import gc
+
+    import orjson
+
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core
+    gc.disable()
+    started = time.perf_counter()
+    loads = 0.0
+    records = size = 0
+    for entry in sorted(os.scandir(corpus), key=lambda e: e.name):
+        if entry.name.startswith((".", "_")) or not entry.is_dir():
+            continue
+        try:
+            data = Path(entry.path, "metadata.nd.json").read_bytes()
+        except FileNotFoundError:
+            continue
+        begin = time.perf_counter()
+        try:
+            orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
+        loads += time.perf_counter() - begin
+        records += 1
+        size += len(data)
+    print(json.dumps({"total_s": time.perf_counter() - started, "loads_s": loads, "records": records, "bytes": size}))
+
+
+def docdb_corpus(scratch: Path, records: int) -> Path:
+    """`records` real-shaped records: symlinks to the first asset folders of the cloned 30,000 corpus."""
+    from biodata_cache_pipeline.sources.local_folder import is_asset_folder_name
+
+    corpus = scratch / f"cloned-docdb-{records}"
+    if (corpus / ".complete").exists():
+        return corpus
+    shutil.rmtree(corpus, ignore_errors=True)
+    source = corpus_path(scratch, 30_000, "cloned")
+    corpus.mkdir(parents=True)
+    folders = sorted(e.name for e in os.scandir(source) if e.is_dir() and is_asset_folder_name(e.name))[:records]
+    for name in folders:
+        (corpus / name).symlink_to(source.resolve() / name)
+    (corpus / "_foraging").mkdir()
+    shutil.copy2(source / "_foraging" / "session_table.parquet", corpus / "_foraging" / "session_table.parquet")
+    (corpus / ".complete").touch()
+    return corpus
+
+
+def measure_docdb(scratch: Path, records: int = DOCDB_RECORDS) -> dict:
+    """Response bytes of the DocDB stand-in (in this process) to the prod resources (in a child):
+    a full build, then `--changed-only` after 1% of the documents changed, then with nothing changed."""
+    import gc
+
+    from biodata_cache_pipeline.docdb_standin import DocDbStandIn, records_from_folder
+
+    corpus = docdb_corpus(scratch, records)
+    started = time.perf_counter()
+    documents = records_from_folder(str(corpus))
+    standin = DocDbStandIn(documents)
+    count = len(documents)
+    del documents
+    gc.collect()
+    load_s = time.perf_counter() - started
+    print(f"DocDB stand-in: {count} documents loaded in {load_s:.0f} s", flush=True)
+    run_dir = scratch / "runs" / f"docdb-{records}"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    results: dict = {"records": count, "load_s": load_s}
+    with standin:
+        env = {
+            "BIODATA_CACHE_ENV": "prod",
+            "BIODATA_DOCDB_LOOPBACK_PORT": str(standin.port),
+            "BIODATA_OPEN_DATA_ROOT": str(corpus),
+            "BIODATA_FORAGING_SESSIONS": str(corpus / "_foraging" / "session_table.parquet"),
+        }
+
+        def one(label: str, *extra: str) -> dict:
+            bytes_before, requests_before = standin.bytes_served, len(standin.requests)
+            result = materialize(corpus, run_dir, label, *extra, env=env)
+            result["bytes"] = standin.bytes_served - bytes_before
+            result["requests"] = len(standin.requests) - requests_before
+            print(f"DocDB {label}: {result['bytes'] / 1e6:.1f} MB served in {result['requests']} requests, "
+                  f"{result['wall_s']:.1f} s, tree {result['tree_rss_mb']:.0f} MB", flush=True)
+            return result
+
+        results["full"] = one("docdb-full")
+        ids = sorted(d["_id"] for d in standin.collection.find({}, {"_id": 1}))[MODIFIED_EVERY // 2::MODIFIED_EVERY]
+        for _id in ids:
+            document = standin.collection.find_one({"_id": _id})
+            modify_record(document)
+            standin.collection.replace_one({"_id": _id}, document)
+        results["modified"] = len(ids)
+        results["changed_only_1pct"] = one("docdb-changed-only-1pct", "--changed-only")
+        results["changed_only_unchanged"] = one("docdb-changed-only-unchanged", "--changed-only")
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return results
 
 
 CLIENT_CALLS = ("asset_basics", "quality_control", "query")
@@ -517,12 +736,22 @@ def created_to_finished(run: dict | None) -> float | None:
 
 
 def column_label(key: str) -> str:
-    assets, _, variant = key.partition("+")
-    return f"{int(assets):,} assets" + (f" ({variant})" if variant else "")
+    kind, assets, variant = parse_key(key)
+    label = f"{assets:,} assets" if kind == "sample" else f"{assets:,} records, real-shaped ({kind})"
+    return label + (f" ({variant})" if variant else "")
 
 
 def by_size(keys) -> list[str]:
-    return sorted(keys, key=lambda key: (int(key.partition("+")[0]), key))
+    """Sample corpora first, then cloned; by size."""
+    return sorted(keys, key=lambda key: (KINDS.index(parse_key(key)[0]), parse_key(key)[1], key))
+
+
+def tree_mb(runs: list[dict]) -> str:
+    values = [r["tree_rss_mb"] for r in runs if r.get("tree_rss_mb")]
+    return f"{max(values):.0f}" if values else "–"
+
+
+OTHER_STEPS = ("record_snapshot",)  # steps that are not a table's
 
 
 def render(results: dict) -> str:
@@ -530,8 +759,11 @@ def render(results: dict) -> str:
     lines = [
         f"Machine: {m['nproc']} CPUs ({m['cpu']}), {m['memory_gb']} GB RAM, Linux {m['kernel']}; Python {m['python']}, "
         f"pyarrow {m['pyarrow']}, dagster {m['dagster']}, duckdb {m['duckdb']}, pandas {m['pandas']}; "
-        f"measured {m['date']}. Times are medians of the repetitions; peak RSS is the largest of them "
-        "(each measurement's own process, `ru_maxrss`).",
+        f"measured {m['date']}. Times are medians of the repetitions; peak memory is the largest of them: "
+        "*process tree* is the peak of the summed RSS (VmRSS) of the measured process and all its descendants "
+        "(the snapshot refresh's worker processes), sampled every 0.2 s; *main* is the measured process's own "
+        "`ru_maxrss` (on Linux a child started by `subprocess` inherits the harness's peak RSS at exec, so *main* is "
+        "never below the harness's own peak; the tree sum has no such floor).",
         "",
     ]
     full = results.get("full", {})
@@ -547,10 +779,14 @@ def render(results: dict) -> str:
             "|---|" + "---:|" * len(keys),
             "| **wall time (s)**, process start to exit | "
             + " | ".join(f"**{fmt(median(r['wall_s'] for r in runs[k]))}**" for k in keys) + " |",
-            "| **peak RSS (MB)** | " + " | ".join(f"**{max(r['rss_mb'] for r in runs[k]):.0f}**" for k in keys) + " |",
+            "| **peak memory, process tree (MB)** | " + " | ".join(f"**{tree_mb(runs[k])}**" for k in keys) + " |",
+            "| peak RSS, main process (MB) | " + " | ".join(f"{max(r['rss_mb'] for r in runs[k]):.0f}" for k in keys) + " |",
             "| repetitions | " + " | ".join(str(len(runs[k])) for k in keys) + " |",
         ]
-        tables = {key: table_times(step_medians(runs[key])) for key in keys}
+        steps = {key: step_medians(runs[key]) for key in keys}
+        for step in OTHER_STEPS:
+            lines.append(f"| `{step}` step | " + " | ".join(fmt(steps[k].get(step, float("nan"))) for k in keys) + " |")
+        tables = {key: table_times(steps[key]) for key in keys}
         for name in tables[keys[0]]:
             lines.append(f"| `{name}` step [checks] | " + " | ".join(
                 f"{fmt(tables[k][name][0])} [{fmt(tables[k][name][1])}]" for k in keys) + " |")
@@ -563,16 +799,16 @@ def render(results: dict) -> str:
             lines.append(f"| {label} | " + " | ".join(fmt(median(pick(r) for r in runs[k]), 0 if "subjects" in label else 1)
                                                      for k in keys) + " |")
         lines.append("")
-    for size, data in sorted(results.get("incremental", {}).items(), key=lambda item: int(item[0])):
-        variants = data["variants"]
+    incremental = results.get("incremental", {})
+    for size in by_size(incremental):
+        variants = incremental[size]["variants"]
         full_wall = median(r["wall_s"] for r in full[size]["runs"]) if size in full else float("nan")
-        names = {"modified_1pct": "1% modified", "modified_1pct_kept_store": "1% modified, kept record store",
-                 "unchanged": "nothing modified"}
+        names = {"modified_1pct": "1% modified", "unchanged": "nothing modified"}
         shown = [v for v in INCREMENTAL_VARIANTS if v in variants]
         lines += [
-            f"**Nightly incremental**: `materialize --changed-only` on a copy of the {int(size):,}-asset full build "
-            f"(full build: {fmt(full_wall)} s). Every 100th asset folder modified; *kept record store*: "
-            "`BIODATA_RECORD_STORE` set, as the previous night left it.",
+            f"**Nightly incremental, {column_label(size)}**: `materialize --changed-only` on a copy of the full "
+            f"build's cache and instance (full build: {fmt(full_wall)} s). Every 100th asset folder modified "
+            "(`_last_modified` moved on, a QC status added), restored afterwards.",
             "",
             "| | " + " | ".join(names[v] for v in shown) + " |",
             "|---|" + "---:|" * len(shown),
@@ -581,7 +817,10 @@ def render(results: dict) -> str:
             "| **wall time (s)** | " + " | ".join(f"**{fmt(median(r['wall_s'] for r in variants[v]))}**" for v in shown) + " |",
             "| share of the full build | " + " | ".join(
                 f"{median(r['wall_s'] for r in variants[v]) / full_wall:.0%}" for v in shown) + " |",
-            "| peak RSS (MB) | " + " | ".join(f"{max(r['rss_mb'] for r in variants[v]):.0f}" for v in shown) + " |",
+            "| peak memory, process tree / main (MB) | " + " | ".join(
+                f"{tree_mb(variants[v])} / {max(r['rss_mb'] for r in variants[v]):.0f}" for v in shown) + " |",
+            "| `record_snapshot` step (s) | " + " | ".join(
+                fmt(step_medians(variants[v]).get("record_snapshot", float("nan"))) for v in shown) + " |",
             "| ten-table run (s) | " + " | ".join(
                 fmt(median(created_to_finished(r["runs"][0]) for r in variants[v])) for v in shown) + " |",
             "| quality_control run (s) | " + " | ".join(
@@ -589,6 +828,48 @@ def render(results: dict) -> str:
             "| repetitions | " + " | ".join(str(len(variants[v])) for v in shown) + " |",
             "",
         ]
+    parse = results.get("parse", {})
+    if parse:
+        lines += [
+            "**Plain parse** of the same corpus, one process pinned to one core, collector disabled: read every "
+            "`metadata.nd.json` and `orjson.loads` it (the floor of a build that reads every record once, on one "
+            "core); *full build / parse* divides the full build's median wall time by this.",
+            "",
+            "| corpus | records | JSON (GB) | read + loads (s) | of which loads (s) | process wall (s) | full build (s) | full build / parse |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for key in by_size(parse):
+            runs = parse[key]["runs"]
+            total = median(r["total_s"] for r in runs)
+            full_wall = median(r["wall_s"] for r in full[key]["runs"]) if key in full else float("nan")
+            lines.append(
+                f"| {column_label(key)} | {runs[0]['records']:,} | {runs[0]['bytes'] / 1e9:.2f} | {fmt(total)} | "
+                f"{fmt(median(r['loads_s'] for r in runs))} | {fmt(median(r['wall_s'] for r in runs))} | "
+                f"{fmt(full_wall)} | {full_wall / total:.2f}× ({len(runs)} parse run{'s' if len(runs) > 1 else ''}) |")
+        lines.append("")
+    docdb = results.get("docdb")
+    if docdb:
+        full_bytes = docdb["full"]["bytes"]
+        lines += [
+            f"**DocDB response bytes** (prod resources, `BIODATA_CACHE_ENV=prod`): the DocDB stand-in "
+            f"(`docdb_standin.py`, mongomock, in the harness process on 127.0.0.1) serves {docdb['records']:,} "
+            "real-shaped (cloned) records; the pipeline runs in a child; bytes are the response bodies "
+            f"(`bytes_served`). Then {docdb['modified']} documents (every 100th by `_id`) get a new "
+            "`_last_modified` and a QC status, and `materialize --changed-only` runs on the same cache and instance; "
+            "then once more with nothing changed. One run each. Peak memory is the pipeline's process tree only "
+            "(the main process's `ru_maxrss` is meaningless here: it starts from the harness's own peak, which holds "
+            "the mongomock collection).",
+            "",
+            "| run | response bytes (MB) | requests | share of the full build's bytes | wall (s) | peak memory, process tree (MB) |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for label, name in (("full build (`materialize`)", "full"),
+                            (f"`--changed-only`, {docdb['modified']} documents changed", "changed_only_1pct"),
+                            ("`--changed-only`, nothing changed", "changed_only_unchanged")):
+            r = docdb[name]
+            lines.append(f"| {label} | {r['bytes'] / 1e6:.2f} | {r['requests']} | {r['bytes'] / full_bytes:.2%} | "
+                         f"{fmt(r['wall_s'])} | {r['tree_rss_mb']:.0f} |")
+        lines.append("")
     for variant, qc in results.get("qc", {}).items():
         runs = qc["runs"]
         steps = step_medians(runs)
@@ -665,6 +946,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument("--subjects", type=int, required=True)
         qc_child(parser.parse_args(argv[1:]).subjects)
         return 0
+    if argv and argv[0] == "_parse_child":
+        parse_child(argv[1])
+        return 0
     if argv and argv[0] == "_client_child":
         parser = argparse.ArgumentParser()
         parser.add_argument("call", choices=CLIENT_CALLS)
@@ -677,8 +961,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("measurements", nargs="*", help=f"what to measure: {', '.join(MEASUREMENTS)} (default: all)")
     parser.add_argument("--quick", action="store_true",
-                        help="10,000-asset measurements only (results-quick.json; the README is left as it is)")
-    parser.add_argument("--assets", type=int, nargs="+", help=f"corpus sizes for full and incremental ({SIZES})")
+                        help="10,000-asset sample measurements only, no parse or docdb "
+                        "(results-quick.json; the README is left as it is)")
+    parser.add_argument("--assets", type=int, nargs="+",
+                        help=f"corpus sizes for full, incremental and parse (sample: {SIZES}, cloned: {CLONED_SIZES})")
+    parser.add_argument("--kind", choices=KINDS, nargs="+",
+                        help="corpus kinds for full, incremental and parse (default: both; parse: cloned)")
     parser.add_argument("--runs", type=int, default=3, help="repetitions per measurement (default 3)")
     parser.add_argument("--scratch", default=DEFAULT_SCRATCH, help="corpora and run folders (default %(default)s)")
     parser.add_argument("--results", help="results JSON (default <scratch>/results.json); merged with earlier results")
@@ -692,7 +980,7 @@ def main(argv: list[str] | None = None) -> int:
 
     scratch = Path(args.scratch).resolve()
     scratch.mkdir(parents=True, exist_ok=True)
-    measurements = args.measurements or list(MEASUREMENTS)
+    measurements = args.measurements or [m for m in MEASUREMENTS if not (args.quick and m in ("parse", "docdb"))]
     unknown = sorted(set(measurements) - set(MEASUREMENTS))
     if unknown:
         parser.error(f"unknown measurements {unknown}; choose from {', '.join(MEASUREMENTS)}")
@@ -705,16 +993,32 @@ def main(argv: list[str] | None = None) -> int:
     def save() -> None:
         results_path.write_text(json.dumps(results, indent=1))
 
+    kinds = args.kind or (["sample"] if args.quick or args.variant else list(KINDS))
+
+    def sizes_of(kind: str) -> list[int]:
+        return args.assets or (sizes if kind == "sample" else list(CLONED_SIZES))
+
     if "full" in measurements:
-        for size in sizes:
-            results.setdefault("full", {})[result_key(size, args.variant)] = measure_full(
-                scratch, size, args.runs, args.variant)
-            save()
+        for kind in kinds:
+            for size in sizes_of(kind):
+                results.setdefault("full", {})[result_key(size, args.variant, kind)] = measure_full(
+                    scratch, size, args.runs, args.variant, kind)
+                save()
     if "incremental" in measurements:
-        for size in sizes:
-            results.setdefault("incremental", {})[str(size)] = measure_incremental(
-                scratch, size, args.runs, args.incremental_variants)
-            save()
+        for kind in kinds:
+            for size in sizes_of(kind):
+                results.setdefault("incremental", {})[result_key(size, None, kind)] = measure_incremental(
+                    scratch, size, args.runs, args.incremental_variants, kind)
+                save()
+    if "parse" in measurements:
+        for kind in args.kind or ["cloned"]:
+            for size in sizes_of(kind):
+                results.setdefault("parse", {})[result_key(size, None, kind)] = measure_parse(
+                    scratch, size, args.runs, kind)
+                save()
+    if "docdb" in measurements:
+        results["docdb"] = measure_docdb(scratch)
+        save()
     if "qc" in measurements:
         results.setdefault("qc", {})[args.variant or "default"] = measure_qc(
             scratch, big, QC_SUBJECTS if not args.quick else 500, args.runs, args.variant)
