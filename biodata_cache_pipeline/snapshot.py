@@ -238,10 +238,6 @@ class RecordSnapshot:
         self.code_version = metadata.get(CODE_VERSION_KEY, b"").decode()
         self.source = metadata.get(SOURCE_KEY, b"").decode()
 
-    @property
-    def num_rows(self) -> int:
-        return self.file.metadata.num_rows
-
     def table(self, columns: Sequence[str], where: tuple[str, Iterable[str]] | None = None) -> pa.Table:
         """Some columns (and `key`), in key order; `where=(column, values)`: only the rows whose
         `column` is one of `values`, read row group by row group. `qc_metrics.<field>` columns keep

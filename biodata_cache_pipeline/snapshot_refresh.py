@@ -6,9 +6,10 @@
    consecutive chunks of the listing, to worker processes, which read and normalise a record only
    when its signature differs (an asset folder's signature is read from its file listing) and
    send back Arrow rows. Keys the snapshot has but the source no longer lists are dropped.
-3. Chunks are written in listing (= key) order as they arrive; the kept rows are read from the
-   previous snapshot row group by row group as the listing advances, so memory holds a few row
-   groups and chunks, never the corpus.
+3. A first snapshot is written chunk by chunk in listing (= key) order as the workers answer, so
+   memory never holds the parsed corpus. An update holds the changed rows (about 1% on a night),
+   then writes the previous snapshot row group by row group without its dropped rows and with the
+   changed rows slotted in; when nothing changed it writes nothing.
 
 A snapshot made by other code (normaliser, readers), or from another source, is not reused: the
 refresh then rebuilds it in full. The new snapshot is written to a file the caller publishes
@@ -26,7 +27,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from itertools import accumulate, groupby
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -97,26 +97,6 @@ def _read_chunk(source: RecordSource, entries: Sequence[tuple[str, str | None, s
     return _Chunk(rows, changed.unchanged, changed.gone)
 
 
-class _PreviousRows:
-    """Rows of the previous snapshot by row number, read one row group at a time; rows must be
-    asked for in increasing order (the listing's), so row groups already passed are let go."""
-
-    def __init__(self, snapshot: RecordSnapshot):
-        self.file = snapshot.file
-        sizes = [self.file.metadata.row_group(i).num_rows for i in range(self.file.num_row_groups)]
-        self.starts = list(accumulate([0, *sizes]))
-        self.loaded: dict[int, pa.Table] = {}
-
-    def take(self, rows: list[int]) -> pa.Table:
-        parts = []
-        for group, in_group in groupby(sorted(rows), key=lambda row: bisect_right(self.starts, row) - 1):
-            if group not in self.loaded:
-                self.loaded = {g: table for g, table in self.loaded.items() if g >= group}
-                self.loaded[group] = self.file.read_row_group(group)
-            parts.append(self.loaded[group].take([row - self.starts[group] for row in in_group]))
-        return pa.concat_tables(parts)
-
-
 def _reusable(previous: RecordSnapshot | None, source: RecordSource) -> str | None:
     """Why `previous` cannot be updated in place (None: it can)."""
     if previous is None:
@@ -157,54 +137,117 @@ def refresh_snapshot(
     chunk_size: int = CHUNK_SIZE,
 ) -> RefreshReport:
     """Write the up-to-date snapshot of `source` to the parquet file `out`, reusing the rows of
-    `previous` whose signature did not change."""
+    `previous` whose signature did not change. When nothing changed (`report.unchanged`), nothing
+    is written: `previous` is up to date."""
     report = RefreshReport(source=source.label, rebuilt=_reusable(previous, source))
+    reused = previous if report.rebuilt is None else None
     listing = sorted(dict(source.listing()).items())
-    old = previous.table(["signature"]) if report.rebuilt is None else SCHEMA.empty_table()
+    old = reused.table(["signature"]) if reused else SCHEMA.empty_table()
     old_keys = old.column("key").to_pylist()
-    old_row = {key: row for row, key in enumerate(old_keys)}
     old_signature = dict(zip(old_keys, old.column("signature").to_pylist()))
-    previous_rows = _PreviousRows(previous) if report.rebuilt is None else None
 
-    segments, tasks = [], []
+    kept, tasks = set(), []
     for start in range(0, len(listing), chunk_size):
-        kept, to_read = [], []
+        to_read = []
         for key, listed in listing[start : start + chunk_size]:
             stored = old_signature.get(key)
             if listed is not None and key in old_signature and listed == stored:
-                kept.append(key)
+                kept.add(key)
             else:
                 to_read.append((key, listed, stored))
-        segments.append(kept)
-        tasks.append(to_read)
+        if to_read:
+            tasks.append(to_read)
 
     schema = SCHEMA.with_metadata({CODE_VERSION_KEY: code_version().encode(), SOURCE_KEY: source.label.encode()})
-    listed_keys = set()
-    with pq.ParquetWriter(out, schema, compression="zstd") as writer:
-        buffered: list[pa.Table] = []
-        for kept, chunk in zip(segments, _in_order(partial(_read_chunk, source), tasks, workers or default_workers())):
-            kept = kept + chunk.unchanged
-            parts = [previous_rows.take([old_row[key] for key in kept])] if kept else []
-            if chunk.rows is not None:
-                parts.append(pa.Table.from_batches([chunk.rows]))
-                for key in chunk.rows.column(0).to_pylist():
-                    report.added += key not in old_row
-                    report.changed += key in old_row
-            report.read += 0 if chunk.rows is None else chunk.rows.num_rows
-            if parts:
-                part = pa.concat_tables(parts).cast(SCHEMA)
-                part = part.take(pc.sort_indices(part, [("key", "ascending")]))
-                listed_keys.update(part.column("key").to_pylist())
-                _count_problems(report, part)
-                buffered.append(part)
-            if sum(t.num_rows for t in buffered) >= ROW_GROUP_SIZE:
-                writer.write_table(pa.concat_tables(buffered).replace_schema_metadata(schema.metadata), ROW_GROUP_SIZE)
-                buffered = []
-        if buffered:
-            writer.write_table(pa.concat_tables(buffered).replace_schema_metadata(schema.metadata), ROW_GROUP_SIZE)
-    report.records = len(listed_keys)
-    report.removed = sum(key not in listed_keys for key in old_keys)
+    with _SnapshotWriter(out, schema, report) as writer:
+        new_rows = []
+        for chunk in _in_order(partial(_read_chunk, source), tasks, workers or default_workers()):
+            kept.update(chunk.unchanged)
+            if chunk.rows is None:
+                continue
+            rows = pa.Table.from_batches([chunk.rows])
+            report.read += rows.num_rows
+            for key in rows.column("key").to_pylist():
+                report.added += key not in old_signature
+                report.changed += key in old_signature
+            if reused is None:
+                writer.write(rows)  # no previous rows to merge: written as they come, in key order
+            else:
+                new_rows.append(rows)
+        report.removed = sum(key not in kept for key in old_keys) - report.changed
+        report.records = len(kept) + report.read
+        if reused is not None:
+            if report.unchanged:
+                writer.cancel()
+                _count_problems(report, reused.table(["name", "id", "problems"]))
+            else:
+                _merge(reused, kept, _sorted(pa.concat_tables(new_rows) if new_rows else None), writer)
     return report
+
+
+def _sorted(table: pa.Table | None) -> pa.Table | None:
+    return None if table is None else table.take(pc.sort_indices(table, [("key", "ascending")]))
+
+
+def _merge(previous: RecordSnapshot, kept: set[str], new_rows: pa.Table | None, writer: _SnapshotWriter) -> None:
+    """Write the kept rows of `previous`, one row group at a time, with the new rows (sorted by key)
+    slotted in before the first kept key greater than theirs."""
+    new_keys = [] if new_rows is None else new_rows.column("key").to_pylist()
+    taken = 0
+    groups = previous.file.num_row_groups
+    for group in range(groups):
+        rows = previous.file.read_row_group(group)
+        keys = rows.column("key").to_pylist()
+        rows = rows.filter(pa.array([key in kept for key in keys], pa.bool_()))
+        if group + 1 < groups:
+            boundary = previous.file.read_row_group(group + 1, ["key"]).column(0)[0].as_py()
+            until = bisect_right(new_keys, boundary, lo=taken)
+        else:
+            until = len(new_keys)
+        if until > taken:
+            rows = _sorted(pa.concat_tables([rows, new_rows.slice(taken, until - taken)]))
+            taken = until
+        writer.write(rows)
+    if taken < len(new_keys):  # an empty previous snapshot
+        writer.write(new_rows.slice(taken))
+
+
+class _SnapshotWriter:
+    """Writes snapshot rows in key order, in row groups of `ROW_GROUP_SIZE`, counting problems."""
+
+    def __init__(self, out: str, schema: pa.Schema, report: RefreshReport):
+        self.out, self.schema, self.report = out, schema, report
+        self.writer: pq.ParquetWriter | None = None
+        self.buffered: list[pa.Table] = []
+        self.cancelled = False
+
+    def write(self, rows: pa.Table) -> None:
+        rows = rows.cast(SCHEMA)
+        _count_problems(self.report, rows)
+        self.buffered.append(rows)
+        if sum(t.num_rows for t in self.buffered) >= ROW_GROUP_SIZE:
+            self._flush()
+
+    def cancel(self) -> None:
+        """Write nothing (the previous snapshot is up to date)."""
+        self.cancelled = True
+
+    def _flush(self) -> None:
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.out, self.schema, compression="zstd")
+        if self.buffered:
+            table = pa.concat_tables(self.buffered).replace_schema_metadata(self.schema.metadata)
+            self.writer.write_table(table, ROW_GROUP_SIZE)
+        self.buffered = []
+
+    def __enter__(self) -> _SnapshotWriter:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is None and not self.cancelled:
+            self._flush()  # also writes an empty snapshot when the source holds no records
+        if self.writer is not None:
+            self.writer.close()
 
 
 def _count_problems(report: RefreshReport, part: pa.Table) -> None:

@@ -56,9 +56,13 @@ def snapshot_of(records: list[NormalizedRecord], path: Path) -> RecordSnapshot:
 
 
 def refresh(source, out: Path, previous: Path | None = None, **options):
-    """Refresh into `out` from the snapshot at `previous`; the report and the snapshot's rows."""
+    """Refresh into `out` from the snapshot at `previous`; the report and the up-to-date rows
+    (those of `previous` when nothing changed: then nothing is written)."""
     old = RecordSnapshot(pq.ParquetFile(previous)) if previous else None
     report = refresh_snapshot(source, old, str(out), **options)
+    if report.unchanged:
+        assert not out.exists() or out.stat().st_size == 0
+        return report, pq.read_table(previous)
     return report, pq.read_table(out)
 
 
