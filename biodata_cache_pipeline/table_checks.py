@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from biodata_cache_pipeline.tables.declaration import TableSpec
 
@@ -35,3 +36,20 @@ def partition_column_problems(key: str, values: pa.ChunkedArray | pa.Array) -> l
     if others:
         problems.append(f"{key}: rows of other partitions {others[:5]}")
     return problems
+
+
+def partition_column_proven(key: str, footer: pq.FileMetaData, column: str) -> bool:
+    """Whether a partition file's footer statistics show that every row has `column` == `key`
+    (no null, no other value), so its data need not be read. False when they cannot tell."""
+    for group in range(footer.num_row_groups):
+        row_group = footer.row_group(group)
+        if row_group.num_rows == 0:
+            continue
+        chunk = next((row_group.column(i) for i in range(row_group.num_columns)
+                      if row_group.column(i).path_in_schema == column), None)
+        stats = chunk.statistics if chunk is not None else None
+        if stats is None or not stats.has_min_max or not stats.has_null_count:
+            return False
+        if stats.null_count != 0 or stats.min != key or stats.max != key:
+            return False
+    return True

@@ -9,7 +9,12 @@ from biodata_cache_pipeline.assets import ALL_ASSETS
 from biodata_cache_pipeline.assets.checks import ALL_CHECKS
 from biodata_cache_pipeline.cli import materialize_all
 from biodata_cache_pipeline.environment import pipeline_resources
-from biodata_cache_pipeline.table_checks import duplicated_values, partition_column_problems, schema_problems
+from biodata_cache_pipeline.table_checks import (
+    duplicated_values,
+    partition_column_problems,
+    partition_column_proven,
+    schema_problems,
+)
 from biodata_cache_pipeline.tables import TABLES
 from biodata_cache_pipeline.tables.unique_values import UNIQUE_GENOTYPES
 from biodata_cache_pipeline.version import version_folder
@@ -45,6 +50,18 @@ def test_partition_column_problems():
         "s1: 1 rows with a null partition key",
         "s1: rows of other partitions ['s2']",
     ]
+
+
+@pytest.mark.parametrize(
+    ("values", "proven"),
+    [(["s1", "s1"], True), ([], True), (["s1", None], False), (["s1", "s2"], False), (["s0", "s1"], False)],
+)
+def test_partition_column_proven_by_statistics(tmp_path, values, proven):
+    path = tmp_path / "data.pqt"
+    pq.write_table(pa.table({"name": ["m"] * len(values), "subject_id": pa.array(values, pa.string())}), path)
+    assert partition_column_proven("s1", pq.read_metadata(path), "subject_id") is proven
+    pq.write_table(pa.table({"subject_id": pa.array(values, pa.string())}), path, write_statistics=False)
+    assert partition_column_proven("s1", pq.read_metadata(path), "subject_id") is (not values)
 
 
 @pytest.fixture()
@@ -87,3 +104,21 @@ def test_schema_check_reads_the_stored_file_back(built):
     (evaluation,) = result.get_asset_check_evaluations()
     assert not evaluation.passed
     assert evaluation.metadata["problems"].value == "column genotype is int64, declared string"
+
+
+def test_partition_check_reads_a_partition_whose_statistics_show_another_subject(built):
+    version, instance = built
+    partition = version / "qc" / "subject_id=1" / "data.pqt"
+    rows = pq.read_table(partition)
+    assert rows.num_rows
+    foreign = rows.set_column(rows.schema.get_field_index("subject_id"), "subject_id",
+                              pa.array(["1"] * (rows.num_rows - 1) + [None], pa.string()))
+    pq.write_table(foreign, partition)
+    check = AssetCheckKey(AssetKey("quality_control"), "no_null_partition_keys")
+
+    result = materialize([*ALL_ASSETS, *ALL_CHECKS], selection=AssetSelection.checks(check), instance=instance,
+                         resources=pipeline_resources())
+
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert not evaluation.passed
+    assert evaluation.metadata["problems"].value == "1: 1 rows with a null partition key"

@@ -1,7 +1,8 @@
 """Asset checks, read back from storage after each build (the logic is in `table_checks.py`).
 
 Every table: the stored schema equals the declaration. asset_basics: `_id` is unique.
-quality_control: no row has a null (or foreign) subject_id and no partition key is unsafe.
+quality_control: no row has a null (or foreign) subject_id (told by each partition file's column
+statistics when they can, else by its data) and no partition key is unsafe.
 In a partitioned run the checks read the partitions of the run, otherwise every stored partition.
 """
 
@@ -11,7 +12,12 @@ from biodata_cache_pipeline.assets.quality import SUBJECT_PARTITIONS
 from biodata_cache_pipeline.io_manager import CacheIOManager
 from biodata_cache_pipeline.storage import CacheStore
 from biodata_cache_pipeline.subjects import partition_key_problem
-from biodata_cache_pipeline.table_checks import duplicated_values, partition_column_problems, schema_problems
+from biodata_cache_pipeline.table_checks import (
+    duplicated_values,
+    partition_column_problems,
+    partition_column_proven,
+    schema_problems,
+)
 from biodata_cache_pipeline.tables import TABLES
 from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS
 from biodata_cache_pipeline.tables.declaration import TableSpec
@@ -80,9 +86,11 @@ def no_null_partition_keys(
         if (problem := partition_key_problem(key)) is not None
     ]
     checked = _checked_partitions(context, store, QUALITY_CONTROL)
+    column = QUALITY_CONTROL.partition_key
     for key in checked:
-        column = store.read_partition(QUALITY_CONTROL, key, [QUALITY_CONTROL.partition_key]).column(0)
-        problems += partition_column_problems(key, column)
+        footer = store.read_parquet_metadata(QUALITY_CONTROL, key)
+        if footer is None or not partition_column_proven(key, footer, column):  # statistics cannot tell: read
+            problems += partition_column_problems(key, store.read_partition(QUALITY_CONTROL, key, [column]).column(0))
     return _result(problems, partitions_checked=len(checked))
 
 
