@@ -5,8 +5,10 @@ that partition) or a `PartitionedBuild`, which adds the fingerprint of each part
 Before anything is written, the publish guard compares the table's new row count with the
 published one (see `publish_guard.py`). After the data is written the IO manager records the
 per-partition build state, publishes the column sidecar and the registry fragment with its build
-manifest, and registers the version folder. A table (or partition) built again from unchanged
-inputs has the same bytes: it is not rewritten, and an unchanged table keeps its manifest.
+manifest, and registers the version folder. A table (or partition) built again with the same
+bytes is not rewritten, and keeps its manifest unless the fingerprint of its inputs moved on. An
+asset whose input fingerprint equals the published manifest's may return the published table as
+it is (`published_if_unchanged`), skipping the build.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from biodata_cache_pipeline.tables.declaration import TableSpec
 from biodata_cache_pipeline.version import PIPELINE_VERSION
 
 SOURCE_METADATA_KEY = "source"
+INPUT_METADATA_KEY = "input_fingerprint"  # of what the table was built from; kept in the build manifest
 IO_MANAGER_KEY = "cache_io_manager"
 
 
@@ -75,6 +78,18 @@ class CacheIOManager(ConfigurableIOManager):
             return None
         return store.read_table(spec) if columns is None else store.read_columns(spec, columns)
 
+    def published_if_unchanged(self, spec: TableSpec, fingerprint: str, keys: list[str] | None = None):
+        """The published table (for a partitioned one: its `keys` partitions) when it was built from
+        inputs with this fingerprint; None when it must be built."""
+        store = self.store()
+        if self._published_fingerprint(store, spec) != fingerprint:
+            return None
+        if not spec.partitioned:
+            return store.read_table(spec) if store.table_exists(spec) else None
+        if not set(keys) <= set(store.list_partitions(spec)):
+            return None
+        return {key: store.read_partition(spec, key) for key in keys}
+
     def force_publish_run_config(self) -> dict:
         """Run config that publishes despite the guard (resource config is replaced as a whole)."""
         return {"resources": {IO_MANAGER_KEY: {"config": {**self.model_dump(), "force_publish": True}}}}
@@ -86,9 +101,10 @@ class CacheIOManager(ConfigurableIOManager):
             row_count, partitions, written, changed = self._write_partitions(context, store, spec, obj)
         else:
             (row_count, changed), partitions, written = self._write_table(store, spec, obj), None, None
-        if changed:
+        fingerprint = _metadata_value(context.output_metadata.get(INPUT_METADATA_KEY))
+        if changed or (fingerprint is not None and fingerprint != self._published_fingerprint(store, spec)):
             source = _metadata_value(context.output_metadata.get(SOURCE_METADATA_KEY))
-            self._publish(store, spec, source, row_count, partitions)
+            self._publish(store, spec, source, row_count, partitions, fingerprint)
         url = store.table_url(spec)
         metadata = {
             "dagster/row_count": row_count,
@@ -169,7 +185,14 @@ class CacheIOManager(ConfigurableIOManager):
         return _total_rows(updated), len(updated), written, changed
 
     @staticmethod
-    def _publish(store: CacheStore, spec: TableSpec, source, row_count: int, partitions: int | None) -> None:
+    def _published_fingerprint(store: CacheStore, spec: TableSpec) -> str | None:
+        manifest = next((t.get("build", {}) for t in store.read_registry()["tables"] if t["name"] == spec.name), {})
+        return manifest.get(INPUT_METADATA_KEY)
+
+    @staticmethod
+    def _publish(
+        store: CacheStore, spec: TableSpec, source, row_count: int, partitions: int | None, fingerprint: str | None = None
+    ) -> None:
         build = {
             "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "source": source,
@@ -178,6 +201,8 @@ class CacheIOManager(ConfigurableIOManager):
         }
         if partitions is not None:
             build["partitions"] = partitions
+        if fingerprint is not None:
+            build[INPUT_METADATA_KEY] = fingerprint
         store.publish_metadata(spec, build)
         store.register_version()
 

@@ -91,6 +91,25 @@ def code_version() -> str:
     return digest.hexdigest()[:16]
 
 
+def fingerprint(*parts: pa.Table | str) -> str:
+    """A digest of tables' values (each column made contiguous, in Arrow's stream format) and of
+    strings. Equal values give an equal digest; an unequal digest for equal values can only cost a
+    rebuild, never skip one."""
+    digest = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, str):
+            digest.update(part.encode())
+            continue
+        for name, column in zip(part.column_names, part.columns):
+            array = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+            batch = pa.record_batch([array], names=[name])
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, batch.schema) as writer:
+                writer.write_batch(batch)
+            digest.update(sink.getvalue())
+    return digest.hexdigest()[:32]
+
+
 # -- records -> rows ---------------------------------------------------------------------------
 
 

@@ -1,10 +1,19 @@
-"""What every table asset shares: decorator arguments derived from the table declaration, and the
-record snapshot the tables are built from."""
+"""What every table asset shares: decorator arguments derived from the table declaration, the
+record snapshot the tables are built from, and the fingerprint of a table's inputs."""
 
-from dagster import TableColumn, TableSchema
+import hashlib
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
 
-from biodata_cache_pipeline.io_manager import IO_MANAGER_KEY, CacheIOManager
-from biodata_cache_pipeline.snapshot import RecordSnapshot
+import pyarrow as pa
+from dagster import Output, TableColumn, TableSchema
+
+from biodata_cache_pipeline import names, tables
+from biodata_cache_pipeline.io_manager import INPUT_METADATA_KEY, IO_MANAGER_KEY, SOURCE_METADATA_KEY, CacheIOManager
+from biodata_cache_pipeline.collector import collector_paused
+from biodata_cache_pipeline.records import RecordTally
+from biodata_cache_pipeline.snapshot import RecordSnapshot, code_version, fingerprint, to_records
 from biodata_cache_pipeline.tables.declaration import TableSpec
 
 OWNERS = ["team:biodata-cache"]
@@ -31,6 +40,52 @@ def read_snapshot(cache_io_manager: CacheIOManager) -> RecordSnapshot:
             "(`biodata-cache-pipeline materialize` builds it with every table)"
         )
     return RecordSnapshot(stored)
+
+
+@cache
+def _table_code_version() -> str:
+    """Identifies the code that builds tables: the normaliser and readers, the table modules, names.py."""
+    digest = hashlib.sha256(code_version().encode())
+    for path in sorted([*Path(tables.__file__).parent.glob("*.py"), Path(names.__file__)]):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def input_fingerprint(spec: TableSpec, *inputs: pa.Table | str) -> str:
+    """What a build of `spec` from these inputs (snapshot columns, input tables, partition keys) by
+    this code gives: a published table with this fingerprint need not be built again."""
+    return fingerprint(spec.name, _table_code_version(), *inputs)
+
+
+def built_unless_unchanged(
+    spec: TableSpec,
+    cache_io_manager: CacheIOManager,
+    snapshot: RecordSnapshot,
+    inputs: pa.Table,
+    build: Callable[[pa.Table], tuple[object, dict]],
+    *other_inputs: pa.Table | str,
+    keys: list[str] | None = None,
+) -> Output:
+    """`build(inputs)` -> (table, metadata) as the asset's output; or, when the published table was
+    built from inputs with the same fingerprint, that table as it is (the build is skipped)."""
+    fingerprint = input_fingerprint(spec, inputs, *other_inputs, *(keys or []))
+    metadata = {SOURCE_METADATA_KEY: snapshot.source, INPUT_METADATA_KEY: fingerprint}
+    published = cache_io_manager.published_if_unchanged(spec, fingerprint, keys)
+    if published is not None:
+        return Output(published, metadata={**metadata, "rebuilt": False})
+    table, build_metadata = build(inputs)
+    return Output(table, metadata={**metadata, "rebuilt": True, **build_metadata})
+
+
+def from_records(build_table: Callable) -> Callable[[pa.Table], tuple[object, dict]]:
+    """A build over snapshot rows as records, counting the malformed ones (for `built_unless_unchanged`)."""
+
+    def build(inputs: pa.Table) -> tuple[object, dict]:
+        tally = RecordTally()
+        with collector_paused():
+            return build_table(tally.track(to_records(inputs))), tally.metadata()
+
+    return build
 
 
 def table_asset(spec: TableSpec, group: str, deps: tuple[str, ...] = (SNAPSHOT_ASSET,)) -> dict:

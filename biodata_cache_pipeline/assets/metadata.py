@@ -4,9 +4,8 @@
 import pyarrow.compute as pc
 from dagster import Output, ResourceParam, asset
 
-from biodata_cache_pipeline.assets.common import read_snapshot, table_asset
-from biodata_cache_pipeline.collector import collector_paused
-from biodata_cache_pipeline.io_manager import SOURCE_METADATA_KEY, CacheIOManager
+from biodata_cache_pipeline.assets.common import built_unless_unchanged, from_records, read_snapshot, table_asset
+from biodata_cache_pipeline.io_manager import CacheIOManager
 from biodata_cache_pipeline.records import RecordTally
 from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS, ASSET_BASICS_ATTRIBUTES, build_asset_basics
 from biodata_cache_pipeline.tables.source_data import SOURCE_DATA, SOURCE_DATA_ATTRIBUTES, build_source_data
@@ -19,11 +18,13 @@ def _unique_values_asset(spec, attribute: str):
     """An asset holding the distinct values of one `NormalizedRecord` attribute (one snapshot
     column; malformed records are counted by asset_basics)."""
 
+    def build(inputs):
+        return build_unique_values(spec, pc.unique(inputs.column(attribute)).to_pylist()), {}
+
     @asset(**table_asset(spec, GROUP))
     def _unique_values(cache_io_manager: ResourceParam[CacheIOManager]) -> Output:
         snapshot = read_snapshot(cache_io_manager)
-        values = pc.unique(snapshot.table([attribute]).column(attribute)).to_pylist()
-        return Output(build_unique_values(spec, values), metadata={SOURCE_METADATA_KEY: snapshot.source})
+        return built_unless_unchanged(spec, cache_io_manager, snapshot, snapshot.table([attribute]), build)
 
     return _unique_values
 
@@ -35,15 +36,13 @@ unique_project_names, unique_subject_ids, unique_genotypes = (
 
 @asset(**table_asset(ASSET_BASICS, GROUP))
 def asset_basics(cache_io_manager: ResourceParam[CacheIOManager]) -> Output:
-    snapshot, tally = read_snapshot(cache_io_manager), RecordTally()
-    with collector_paused():
-        table = build_asset_basics(tally.track(snapshot.records(ASSET_BASICS_ATTRIBUTES + tally.ATTRIBUTES)))
-    return Output(table, metadata={SOURCE_METADATA_KEY: snapshot.source, **tally.metadata()})
+    snapshot = read_snapshot(cache_io_manager)
+    inputs = snapshot.table(ASSET_BASICS_ATTRIBUTES + RecordTally.ATTRIBUTES)
+    return built_unless_unchanged(ASSET_BASICS, cache_io_manager, snapshot, inputs, from_records(build_asset_basics))
 
 
 @asset(**table_asset(SOURCE_DATA, GROUP))
 def source_data(cache_io_manager: ResourceParam[CacheIOManager]) -> Output:
-    snapshot, tally = read_snapshot(cache_io_manager), RecordTally()
-    with collector_paused():
-        table = build_source_data(tally.track(snapshot.records(SOURCE_DATA_ATTRIBUTES + tally.ATTRIBUTES)))
-    return Output(table, metadata={SOURCE_METADATA_KEY: snapshot.source, **tally.metadata()})
+    snapshot = read_snapshot(cache_io_manager)
+    inputs = snapshot.table(SOURCE_DATA_ATTRIBUTES + RecordTally.ATTRIBUTES)
+    return built_unless_unchanged(SOURCE_DATA, cache_io_manager, snapshot, inputs, from_records(build_source_data))

@@ -4,7 +4,7 @@
 import pyarrow as pa
 from dagster import AssetExecutionContext, MetadataValue, Output, ResourceParam, asset
 
-from biodata_cache_pipeline.assets.common import read_snapshot, table_asset
+from biodata_cache_pipeline.assets.common import built_unless_unchanged, from_records, read_snapshot, table_asset
 from biodata_cache_pipeline.collector import collector_paused
 from biodata_cache_pipeline.io_manager import SOURCE_METADATA_KEY, CacheIOManager
 from biodata_cache_pipeline.records import RecordTally
@@ -34,10 +34,9 @@ def assets_smartspim(
 
 @asset(**table_asset(PLATFORM_FIB, GROUP))
 def platform_fib(cache_io_manager: ResourceParam[CacheIOManager]) -> Output:
-    snapshot, tally = read_snapshot(cache_io_manager), RecordTally()
-    with collector_paused():
-        table = build_platform_fib(tally.track(snapshot.records(PLATFORM_FIB_ATTRIBUTES + tally.ATTRIBUTES)))
-    return Output(table, metadata={SOURCE_METADATA_KEY: snapshot.source, **tally.metadata()})
+    snapshot = read_snapshot(cache_io_manager)
+    inputs = snapshot.table(PLATFORM_FIB_ATTRIBUTES + RecordTally.ATTRIBUTES)
+    return built_unless_unchanged(PLATFORM_FIB, cache_io_manager, snapshot, inputs, from_records(build_platform_fib))
 
 
 @asset(**table_asset(FORAGING_SESSIONS, GROUP, deps=()))

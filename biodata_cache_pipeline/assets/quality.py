@@ -19,7 +19,7 @@ from dagster import (
     asset,
 )
 
-from biodata_cache_pipeline.assets.common import SNAPSHOT_ASSET, read_snapshot, table_asset
+from biodata_cache_pipeline.assets.common import SNAPSHOT_ASSET, built_unless_unchanged, read_snapshot, table_asset
 from biodata_cache_pipeline.collector import collector_paused
 from biodata_cache_pipeline.io_manager import SOURCE_METADATA_KEY, CacheIOManager, PartitionedBuild
 from biodata_cache_pipeline.records import RecordTally
@@ -29,6 +29,7 @@ from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS
 from biodata_cache_pipeline.tables.quality_control import (
     PLATFORM_QC,
     PLATFORM_QC_ATTRIBUTES,
+    PLATFORM_QC_BASICS_COLUMNS,
     PLATFORMS,
     QUALITY_CONTROL,
     QUALITY_CONTROL_ATTRIBUTES,
@@ -81,16 +82,21 @@ def quality_control(context: AssetExecutionContext, cache_io_manager: ResourcePa
 def platform_qc(
     context: AssetExecutionContext, asset_basics: pa.Table, cache_io_manager: ResourceParam[CacheIOManager]
 ) -> Output:
-    platforms = [PLATFORMS[key] for key in context.partition_keys]
-    tally = RecordTally()
-    with collector_paused():
-        candidates = {
-            row["name"]
-            for row in asset_basics.select(["name", "modalities", "acquisition_type"]).to_pylist()
-            if any(platform_matches(p, row["modalities"] or [], row["acquisition_type"]) for p in platforms)
-        }
-        snapshot = read_snapshot(cache_io_manager)
-        read = snapshot.table(PLATFORM_QC_ATTRIBUTES + tally.ATTRIBUTES, where=("name", candidates))
-        qc_by_name = {r.name: asset_qc(r) for r in tally.track(to_records(read)) if r.has_qc}
-        tables = {key: build_platform_qc(asset_basics, qc_by_name, key) for key in context.partition_keys}
-    return Output(tables, metadata={SOURCE_METADATA_KEY: snapshot.source, **tally.metadata()})
+    keys = context.partition_keys
+    platforms = [PLATFORMS[key] for key in keys]
+    basics = asset_basics.select(list(PLATFORM_QC_BASICS_COLUMNS))
+    candidates = {
+        row["name"]
+        for row in basics.select(["name", "modalities", "acquisition_type"]).to_pylist()
+        if any(platform_matches(p, row["modalities"] or [], row["acquisition_type"]) for p in platforms)
+    }
+    snapshot = read_snapshot(cache_io_manager)
+    inputs = snapshot.table(PLATFORM_QC_ATTRIBUTES + RecordTally.ATTRIBUTES, where=("name", candidates))
+
+    def build(qc_records):
+        tally = RecordTally()
+        with collector_paused():
+            qc_by_name = {r.name: asset_qc(r) for r in tally.track(to_records(qc_records)) if r.has_qc}
+            return {key: build_platform_qc(basics, qc_by_name, key) for key in keys}, tally.metadata()
+
+    return built_unless_unchanged(PLATFORM_QC, cache_io_manager, snapshot, inputs, build, basics, keys=keys)

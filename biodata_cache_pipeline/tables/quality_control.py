@@ -61,6 +61,11 @@ PLATFORM_QC_FIELDS = ("name", "quality_control")
 # The `NormalizedRecord` attributes each reads (its record snapshot columns).
 QUALITY_CONTROL_ATTRIBUTES = ("id", "name", "subject_id", "acquisition_start_time", "qc_metrics")
 PLATFORM_QC_ATTRIBUTES = ("name", "has_qc", "qc_metrics.modality", "qc_metrics.tags", "qc_status")
+# The asset_basics columns platform_qc reads.
+PLATFORM_QC_BASICS_COLUMNS = (
+    "name", "modalities", "acquisition_type", "acquisition_start_time", "instrument_id_normalized",
+    "experimenters_normalized",
+)
 
 
 def metric_value(value) -> str | None:
@@ -178,10 +183,7 @@ def build_platform_qc(asset_basics: pa.Table, qc_by_name: Mapping[str, AssetQc],
     rows = []
     # Only the assets with a QC object can give rows: filter in Arrow before making Python rows.
     with_qc = pc.is_in(asset_basics.column("name"), value_set=pa.array(list(qc_by_name), pa.string()), skip_nulls=False)
-    basics = asset_basics.filter(with_qc).select(
-        ["name", "modalities", "acquisition_type", "acquisition_start_time",
-         "instrument_id_normalized", "experimenters_normalized"]
-    ).to_pylist()
+    basics = asset_basics.filter(with_qc).select(list(PLATFORM_QC_BASICS_COLUMNS)).to_pylist()
     for asset in basics:
         qc = qc_by_name.get(asset["name"])
         if qc is None or not platform_matches(spec, asset["modalities"] or [], asset["acquisition_type"]):
