@@ -10,8 +10,8 @@ import pyarrow as pa
 from dagster import Output, TableColumn, TableSchema
 
 from biodata_cache_pipeline import names, tables
-from biodata_cache_pipeline.io_manager import INPUT_METADATA_KEY, IO_MANAGER_KEY, SOURCE_METADATA_KEY, CacheIOManager
 from biodata_cache_pipeline.collector import collector_paused
+from biodata_cache_pipeline.io_manager import INPUT_METADATA_KEY, IO_MANAGER_KEY, SOURCE_METADATA_KEY, CacheIOManager
 from biodata_cache_pipeline.records import RecordTally
 from biodata_cache_pipeline.snapshot import RecordSnapshot, code_version, fingerprint, to_records
 from biodata_cache_pipeline.tables.declaration import TableSpec
@@ -68,9 +68,9 @@ def built_unless_unchanged(
 ) -> Output:
     """`build(inputs)` -> (table, metadata) as the asset's output; or, when the published table was
     built from inputs with the same fingerprint, that table as it is (the build is skipped)."""
-    fingerprint = input_fingerprint(spec, inputs, *other_inputs, *(keys or []))
-    metadata = {SOURCE_METADATA_KEY: snapshot.source, INPUT_METADATA_KEY: fingerprint}
-    published = cache_io_manager.published_if_unchanged(spec, fingerprint, keys)
+    digest = input_fingerprint(spec, inputs, *other_inputs, *(keys or []))
+    metadata = {SOURCE_METADATA_KEY: snapshot.source, INPUT_METADATA_KEY: digest}
+    published = cache_io_manager.published_if_unchanged(spec, digest, keys)
     if published is not None:
         return Output(published, metadata={**metadata, "rebuilt": False})
     table, build_metadata = build(inputs)
