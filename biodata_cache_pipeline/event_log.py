@@ -13,6 +13,7 @@ Named in dagster.yaml (`event_log_storage`); same files, tables and migrations a
   connection was what checkpointed the write-ahead log into the run's `.db` file, which is the
   file the UI watches for new events; so the run database is checkpointed after every event
   except the per-partition ones, and after those at most once a second.
+- Whether a table exists is asked of the database once per process, not once per partition event.
 - Its connections commit with `synchronous=NORMAL`, SQLite's recommended setting in WAL mode: no
   disk flush per commit (one per event), the database never corrupt; what an operating-system crash
   (not a process crash) may lose is the last events written.
@@ -73,6 +74,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         self._engines: OrderedDict[str, Engine] = OrderedDict()
         self._engines_pid = os.getpid()
         self._last_checkpoint: dict[str, float] = {}  # shard -> time, for the open engines
+        self._tables_found: set[str] = set()
         super().__init__(base_dir, inst_data)
 
     @classmethod
@@ -86,6 +88,13 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     @property
     def supports_partition_subset_in_asset_materialization_planned_events(self) -> bool:
         return True
+
+    def has_table(self, table_name: str) -> bool:
+        """Dagster asks before storing each partitioned event's tags, on a new connection each
+        time; a table found once stays (migrations only add tables), so it is asked once."""
+        if table_name not in self._tables_found and super().has_table(table_name):
+            self._tables_found.add(table_name)
+        return table_name in self._tables_found
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:
@@ -148,6 +157,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
 
     def wipe(self) -> None:
         self._dispose_engines()
+        self._tables_found.clear()
         super().wipe()
 
     def dispose(self) -> None:

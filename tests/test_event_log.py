@@ -145,3 +145,17 @@ def test_without_dagster_home_or_base_dir_the_error_names_both(monkeypatch):
     monkeypatch.delenv("DAGSTER_HOME")
     with pytest.raises(ValueError, match="DAGSTER_HOME.*base_dir"):
         PooledSqliteEventLogStorage()
+
+
+def test_a_partitioned_run_asks_the_database_for_its_tables_once(project_home, monkeypatch):
+    from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+
+    asked = []
+    dagster_has_table = SqliteEventLogStorage.has_table
+    monkeypatch.setattr(SqliteEventLogStorage, "has_table",
+                        lambda self, name: asked.append(name) or dagster_has_table(self, name))
+    keys = NUMBERS.get_partition_keys()
+    with DagsterInstance.get() as instance:
+        assert materialize([numbers], instance=instance, tags=range_tags(keys)).success
+        assert instance.get_materialized_partitions(AssetKey("numbers")) == set(keys)
+    assert 0 < len(asked) == len(set(asked)), asked  # Dagster asks per partition event: 60 asks without the cache
