@@ -253,7 +253,7 @@ class _SnapshotWriter:
 def _count_problems(report: RefreshReport, part: pa.Table) -> None:
     with_problems = part.filter(pc.greater(pc.list_value_length(part.column("problems")), 0))
     report.skipped += with_problems.num_rows
-    for row in with_problems.select(["name", "id", "problems"]).slice(0, REASONS_SHOWN).to_pylist():
+    for row in with_problems.select(["key", "name", "id", "problems"]).slice(0, REASONS_SHOWN).to_pylist():
         if len(report.skipped_reasons) < REASONS_SHOWN:
-            label = row["name"] or row["id"] or "record without name"
+            label = row["name"] or row["id"] or row["key"]  # an unreadable record has only its key
             report.skipped_reasons.append(f"{label}: {'; '.join(row['problems'][:3])}")

@@ -181,6 +181,8 @@ def test_incremental_refresh_of_asset_folders_equals_a_full_rebuild(corpus, tmp_
     source = LocalFolderSource(str(root))
     first, rows = refresh(source, tmp_path / "first.parquet", workers=2, chunk_size=7)
     assert (first.records, first.added, first.read, first.rebuilt) == (len(rows), len(rows), len(rows), "no snapshot yet")
+    unreadable = [reason for reason in first.skipped_reasons if "unreadable" in reason]
+    assert unreadable and all(reason.split(":")[0] in rows.column("key").to_pylist() for reason in unreadable)
     assert rows.column("key").to_pylist() == sorted(rows.column("key").to_pylist())
 
     unchanged, same_rows = refresh(source, tmp_path / "again.parquet", tmp_path / "first.parquet", workers=2, chunk_size=7)
