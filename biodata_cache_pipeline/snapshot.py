@@ -96,6 +96,7 @@ def fingerprint(*parts: pa.Table | str) -> str:
     strings. Equal values give an equal digest; an unequal digest for equal values can only cost a
     rebuild, never skip one."""
     digest = hashlib.sha256()
+    sink = pa.PythonFile(_Digesting(digest), mode="w")  # hashed as written, never held whole
     for part in parts:
         if isinstance(part, str):
             digest.update(part.encode())
@@ -103,11 +104,24 @@ def fingerprint(*parts: pa.Table | str) -> str:
         for name, column in zip(part.column_names, part.columns):
             array = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
             batch = pa.record_batch([array], names=[name])
-            sink = pa.BufferOutputStream()
             with pa.ipc.new_stream(sink, batch.schema) as writer:
                 writer.write_batch(batch)
-            digest.update(sink.getvalue())
     return digest.hexdigest()[:32]
+
+
+class _Digesting:
+    """A writable file that feeds what is written to a digest."""
+
+    def __init__(self, digest):
+        self.digest = digest
+        self.closed = False
+
+    def write(self, data) -> int:
+        self.digest.update(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
 
 
 # -- records -> rows ---------------------------------------------------------------------------
@@ -290,7 +304,7 @@ class RecordSnapshot:
         return to_records(self.table(columns, where))
 
     def records_by(
-        self, column: str, values: Iterable[str], columns: Sequence[str], rows: int = 5_000
+        self, column: str, values: Iterable[str], columns: Sequence[str], rows: int = 2_000
     ) -> Iterator[tuple[list[str], Iterator[NormalizedRecord]]]:
         """The records whose `column` is one of `values`, in groups of about `rows` records that
         never split a value: (the values in the group, their records in key order). Only one

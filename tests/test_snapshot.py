@@ -18,7 +18,7 @@ from biodata_cache_pipeline import snapshot_refresh
 from biodata_cache_pipeline.docdb_standin import DocDbStandIn, records_from_folder
 from biodata_cache_pipeline.records import NormalizedRecord, RecordTally, normalize_record
 from biodata_cache_pipeline.sample_corpus import generate_corpus
-from biodata_cache_pipeline.snapshot import RecordSnapshot, json_text, json_value, to_batch, to_records
+from biodata_cache_pipeline.snapshot import RecordSnapshot, fingerprint, json_text, json_value, to_batch, to_records
 from biodata_cache_pipeline.snapshot_refresh import refresh_snapshot
 from biodata_cache_pipeline.sources.docdb import DocDbSource
 from biodata_cache_pipeline.sources.local_folder import LocalFolderRecords, LocalFolderSource
@@ -268,3 +268,11 @@ def test_docdb_and_folder_snapshots_give_the_same_records(corpus, tmp_path):
     )
     folder_records, docdb_records = by_name(from_folders), by_name(from_docdb)
     assert len(docdb_records) > 100 and docdb_records == folder_records
+
+
+def test_fingerprint_follows_values_not_chunking():
+    chunked = pa.table({"a": pa.chunked_array([[1, 2], [3]]), "b": [["x"], [], None]})
+    whole = pa.table({"a": [1, 2, 3], "b": pa.chunked_array([[["x"]], [[], None]])})
+    assert fingerprint("t", chunked) == fingerprint("t", whole)
+    assert fingerprint("t", chunked) != fingerprint("t", whole.set_column(0, "a", pa.array([1, 2, 4])))
+    assert fingerprint("t", chunked) != fingerprint("u", chunked)

@@ -59,7 +59,11 @@ QUALITY_CONTROL_FIELDS = (
 )
 PLATFORM_QC_FIELDS = ("name", "quality_control")
 # The `NormalizedRecord` attributes each reads (its record snapshot columns).
-QUALITY_CONTROL_ATTRIBUTES = ("id", "name", "subject_id", "acquisition_start_time", "qc_metrics")
+QUALITY_CONTROL_ATTRIBUTES = (
+    "id", "name", "subject_id", "acquisition_start_time",
+    "qc_metrics.name", "qc_metrics.modality", "qc_metrics.stage", "qc_metrics.value", "qc_metrics.status",
+    "qc_metrics.object_type",
+)
 PLATFORM_QC_ATTRIBUTES = ("name", "has_qc", "qc_metrics.modality", "qc_metrics.tags", "qc_status")
 # The asset_basics columns platform_qc reads.
 PLATFORM_QC_BASICS_COLUMNS = (
