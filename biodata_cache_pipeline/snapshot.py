@@ -10,7 +10,8 @@ as a direct read of the source would give.
 Columns: `key`, `signature` (what a change is detected by: the asset folder's file names, sizes and
 modification times, or DocDB's `_last_modified`) and one column per `NormalizedRecord` attribute.
 A QC metric's `value` and `tags` can hold any JSON value, so they are stored as JSON text and read
-back as the same Python values. No Dagster and no storage here: rows in, Arrow out, and back.
+back as the same Python values. `fingerprint` digests what a table is built from, so an unchanged
+table need not be built again. No Dagster and no storage here: rows in, Arrow out, and back.
 """
 
 from __future__ import annotations
