@@ -93,15 +93,21 @@ def test_checks_run_with_every_build_and_report_duplicate_ids(built):
     assert duplicates.metadata["problems"].value == "_id 'id-shared' occurs more than once"
 
 
+def run_check(instance: DagsterInstance, asset: str, check: str):
+    """One check alone, as the UI launches it; its evaluation."""
+    key = AssetCheckKey(AssetKey(asset), check)
+    result = materialize([*ALL_ASSETS, *ALL_CHECKS], selection=AssetSelection.checks(key), instance=instance,
+                         resources=pipeline_resources())
+    (evaluation,) = result.get_asset_check_evaluations()
+    return evaluation
+
+
 def test_schema_check_reads_the_stored_file_back(built):
     version, instance = built
     pq.write_table(pa.table({"genotype": pa.array([1, 2], pa.int64())}), version / "unique_genotypes.pqt")
-    check = AssetCheckKey(AssetKey("unique_genotypes"), "schema_matches_declaration")
 
-    result = materialize([*ALL_ASSETS, *ALL_CHECKS], selection=AssetSelection.checks(check), instance=instance,
-                         resources=pipeline_resources())
+    evaluation = run_check(instance, "unique_genotypes", "schema_matches_declaration")
 
-    (evaluation,) = result.get_asset_check_evaluations()
     assert not evaluation.passed
     assert evaluation.metadata["problems"].value == "column genotype is int64, declared string"
 
@@ -114,11 +120,8 @@ def test_partition_check_reads_a_partition_whose_statistics_show_another_subject
     foreign = rows.set_column(rows.schema.get_field_index("subject_id"), "subject_id",
                               pa.array(["1"] * (rows.num_rows - 1) + [None], pa.string()))
     pq.write_table(foreign, partition)
-    check = AssetCheckKey(AssetKey("quality_control"), "no_null_partition_keys")
 
-    result = materialize([*ALL_ASSETS, *ALL_CHECKS], selection=AssetSelection.checks(check), instance=instance,
-                         resources=pipeline_resources())
+    evaluation = run_check(instance, "quality_control", "no_null_partition_keys")
 
-    (evaluation,) = result.get_asset_check_evaluations()
     assert not evaluation.passed
     assert evaluation.metadata["problems"].value == "1: 1 rows with a null partition key"
