@@ -82,11 +82,10 @@ class RefreshReport:
 
 @dataclass
 class _Chunk:
-    """A worker's answer for one chunk: the new rows, and the keys kept or gone."""
+    """A worker's answer for one chunk: the new rows, and the keys kept."""
 
     rows: pa.RecordBatch | None
     unchanged: list[str]
-    gone: list[str]
 
 
 def _read_chunk(source: RecordSource, entries: Sequence[tuple[str, str | None, str | None]]) -> _Chunk:
@@ -94,7 +93,7 @@ def _read_chunk(source: RecordSource, entries: Sequence[tuple[str, str | None, s
     with collector_paused():  # parsed JSON makes no reference cycles; the collector's passes cost 2x
         changed = source.read_changed(entries)
         rows = to_batch(changed.records) if changed.records else None
-    return _Chunk(rows, changed.unchanged, changed.gone)
+    return _Chunk(rows, changed.unchanged)
 
 
 def _reusable(previous: RecordSnapshot | None, source: RecordSource) -> str | None:

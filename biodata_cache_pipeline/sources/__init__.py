@@ -13,11 +13,10 @@ from biodata_cache_pipeline.records import NormalizedRecord
 
 @dataclass
 class ChangedRecords:
-    """What a source read for one chunk of its listing."""
+    """What a source read for one chunk of its listing; a key in neither list is gone."""
 
     records: list[tuple[str, str | None, NormalizedRecord]] = field(default_factory=list)  # (key, signature, record)
     unchanged: list[str] = field(default_factory=list)  # keys whose signature equals the snapshot's
-    gone: list[str] = field(default_factory=list)  # keys listed but no longer there
 
 
 class RecordSource(Protocol):

@@ -288,18 +288,14 @@ class DocDbSource:
         return self._read(lambda records: list(records.listing()))
 
     def read_changed(self, entries: Sequence[tuple[str, str | None, str | None]]) -> ChangedRecords:
-        """The records of the (`_id`, listed signature, snapshot signature) entries; ids no longer
-        in the collection are gone."""
+        """The records of the (`_id`, listed signature, snapshot signature) entries that are still
+        in the collection."""
         keys = [key for key, _, _ in entries]
 
         def fetch(records: DocDbRecords) -> ChangedRecords:
-            result = ChangedRecords([], [], [])
             found = {str(d.get("_id")): d for d in records.by_id(keys, self.fields)}
-            for key in keys:
-                if key in found:
-                    result.records.append((key, _signature(found[key]), normalize_record(found[key])))
-                else:
-                    result.gone.append(key)
-            return result
+            return ChangedRecords(
+                [(key, _signature(found[key]), normalize_record(found[key])) for key in keys if key in found]
+            )
 
         return self._read(fetch)

@@ -153,14 +153,14 @@ class LocalFolderSource:
 
     def read_changed(self, entries: Sequence[tuple[str, str | None, str | None]]) -> ChangedRecords:
         """For (folder, _, signature in the snapshot) entries: the records of the folders whose
-        signature differs, the folders that did not change, and the folders that are gone."""
+        signature differs, and the folders that did not change (a folder gone since the listing is
+        in neither)."""
         reader = _reader(self.root)
-        result = ChangedRecords([], [], [])
+        result = ChangedRecords()
         for folder, _, previous in entries:
             try:
                 files = reader.folder_files(folder)
             except FileNotFoundError:
-                result.gone.append(folder)
                 continue
             signature = files_signature(files)
             if signature == previous:
