@@ -27,10 +27,6 @@ class RecordsResource(ConfigurableResource):
         default=None, description="Processes that read and normalise records (default: every core)."
     )
 
-    @property
-    def label(self) -> str:
-        return self.source().label
-
     @abstractmethod
     def source(self) -> RecordSource: ...
 
