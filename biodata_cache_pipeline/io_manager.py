@@ -82,7 +82,7 @@ class CacheIOManager(ConfigurableIOManager):
         """The published table (for a partitioned one: its `keys` partitions) when it was built from
         inputs with this fingerprint; None when it must be built."""
         store = self.store()
-        if self._published_fingerprint(store, spec) != fingerprint:
+        if store.read_build(spec).get(INPUT_METADATA_KEY) != fingerprint:
             return None
         if not spec.partitioned:
             return store.read_table(spec) if store.table_exists(spec) else None
@@ -102,7 +102,7 @@ class CacheIOManager(ConfigurableIOManager):
         else:
             (row_count, changed), partitions, written = self._write_table(store, spec, obj), None, None
         fingerprint = _metadata_value(context.output_metadata.get(INPUT_METADATA_KEY))
-        if changed or (fingerprint is not None and fingerprint != self._published_fingerprint(store, spec)):
+        if changed or (fingerprint is not None and fingerprint != store.read_build(spec).get(INPUT_METADATA_KEY)):
             source = _metadata_value(context.output_metadata.get(SOURCE_METADATA_KEY))
             self._publish(store, spec, source, row_count, partitions, fingerprint)
         url = store.table_url(spec)
@@ -129,8 +129,7 @@ class CacheIOManager(ConfigurableIOManager):
                 store.delete_partition(spec, key)
         remaining = {key: entry for key, entry in state.items() if key not in removed}
         store.write_partition_state(spec, remaining)
-        previous = next((t for t in store.read_registry()["tables"] if t["name"] == spec.name), {})
-        self._publish(store, spec, previous.get("build", {}).get("source"), _total_rows(remaining), len(remaining))
+        self._publish(store, spec, store.read_build(spec).get("source"), _total_rows(remaining), len(remaining))
         return removed
 
     def _guard(self, store: CacheStore, spec: TableSpec, published_rows: int | None, new_rows: int) -> None:
@@ -183,11 +182,6 @@ class CacheIOManager(ConfigurableIOManager):
         if updated != state:
             store.write_partition_state(spec, updated)
         return _total_rows(updated), len(updated), written, changed
-
-    @staticmethod
-    def _published_fingerprint(store: CacheStore, spec: TableSpec) -> str | None:
-        manifest = next((t.get("build", {}) for t in store.read_registry()["tables"] if t["name"] == spec.name), {})
-        return manifest.get(INPUT_METADATA_KEY)
 
     @staticmethod
     def _publish(

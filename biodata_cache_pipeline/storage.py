@@ -288,6 +288,14 @@ class CacheStore:
 
     # -- registry and versions -----------------------------------------------------------------
 
+    def read_build(self, spec: TableSpec) -> dict:
+        """The published build manifest of one table ({} when there is none): its registry fragment,
+        else its entry in `cache_registry.json`."""
+        entry = self._read_json(self._path(REGISTRY_FOLDER, f"{spec.name}.json"))
+        if entry is None:
+            entry = next((t for t in self.read_registry()["tables"] if t["name"] == spec.name), {})
+        return entry.get("build", {})
+
     def publish_metadata(self, spec: TableSpec, build: dict) -> None:
         """After a successful data write: column sidecar, this table's fragment, merged registry."""
         fragment = _json_bytes({**spec.registry_entry(self.table_location(spec)), "build": build})
