@@ -3,7 +3,10 @@
 Table code reads only `NormalizedRecord`, so it never branches on the schema version. The
 normaliser never raises: a missing key, an explicit null or a wrongly typed value becomes a
 missing value, and every wrong type is written down in `problems` so that the tables can count
-the record (`skipped_records`) with a reason.
+the record (`skipped_records`) with a reason. A string holding a lone surrogate (the JSON escape
+`"\\udcff"` gives one; no UTF-8 column stores it) is a wrong value too, and so is a QC value or tags
+nested deeper than `MAX_VALUE_DEPTH` levels (kept as they are, they are written back as JSON, one
+recursion per level).
 
 The 1.x field map is the one at the end of tables.md. Where a 2.x field is present it wins; the
 1.x field is read only when the 2.x one is absent.
@@ -20,6 +23,39 @@ _MISSING = object()
 _DATE_AT_START = re.compile(r"^(\d{4}-\d{2}-\d{2})[T ]")
 # Legacy 0.x `data_level` values and their 2.x names.
 _LEGACY_DATA_LEVELS = {"raw data": "raw", "derived data": "derived"}
+# The deepest QC value or tags kept, in nested objects and lists; DocDB (MongoDB) stores no
+# document nested deeper than 100 levels.
+MAX_VALUE_DEPTH = 100
+
+
+def is_text(value: str) -> bool:
+    """Whether a string can be written as UTF-8: it holds no lone surrogate."""
+    if value.isascii():
+        return True
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _unstorable(value: Any) -> str | None:
+    """Why a JSON value cannot be kept (nested too deep, or a string that is not text), or None."""
+    level, depth = [value], 0  # the values (and keys) `depth` objects and lists deep: no recursion
+    while level:
+        inner = []
+        for node in level:
+            if isinstance(node, str):
+                if not is_text(node):
+                    return "holds a string with a lone surrogate"
+            elif isinstance(node, (dict, list)):
+                if depth == MAX_VALUE_DEPTH:
+                    return f"nested deeper than {MAX_VALUE_DEPTH} levels"
+                inner.extend(node)
+                if isinstance(node, dict):
+                    inner.extend(node.values())
+        level, depth = inner, depth + 1
+    return None
 
 
 # The parts of a record are named tuples: immutable, and decoded from the record store (once per
@@ -118,6 +154,9 @@ class _Reader:
 
     def typed(self, path: str, value: Any, kind: type | tuple[type, ...], expected: str) -> Any:
         if value is None or (isinstance(value, kind) and not isinstance(value, bool)):
+            if isinstance(value, str) and not value.isascii() and not is_text(value):
+                self.problems.append(f"{path}: expected a string without lone surrogates")
+                return None
             return value
         if kind is bool and isinstance(value, bool):
             return value
@@ -137,6 +176,14 @@ class _Reader:
         if isinstance(value, int) and not isinstance(value, bool):
             return str(value)
         return self.typed(path, value, str, "string")
+
+    def stored(self, path: str, value: Any) -> Any:
+        """A JSON value kept as it is (a QC value or tags); None if it cannot be stored."""
+        reason = _unstorable(value) if isinstance(value, (str, dict, list)) else None
+        if reason is None:
+            return value
+        self.problems.append(f"{path}: {reason}")
+        return None
 
     def items(self, path: str, value: Any) -> list:
         """A list value; a single string or object stands for a one-element list (0.x layouts)."""
@@ -177,7 +224,8 @@ def _names_of(reader: _Reader, path: str, value: Any, key: str) -> list[str]:
         if isinstance(item, dict):
             item = item.get(key)
         if isinstance(item, str):
-            result.append(item)
+            if reader.typed(f"{path}[]", item, str, "string") is not None:
+                result.append(item)
         elif item is not None:
             reader._wrong(f"{path}[]", f"string or object with {key}", item)
     return result
@@ -213,11 +261,11 @@ def _qc_metrics(r: _Reader, qc: Any) -> list[QcMetric]:
             name=r.typed(f"{path}.name", m.get("name"), str, "string"),
             modality=r.typed(f"{path}.modality", modality, str, "string or object with abbreviation"),
             stage=r.typed(f"{path}.stage", stage, str, "string"),
-            value=m.get("value"),
+            value=r.stored(f"{path}.value", m.get("value")),
             status=r.typed(f"{path}.status_history[-1].status", history[-1].get("status"), str, "string")
             if history
             else None,
-            tags=r.typed(f"{path}.tags", tags, (dict, list), "object or list"),
+            tags=r.stored(f"{path}.tags", r.typed(f"{path}.tags", tags, (dict, list), "object or list")),
             object_type=r.typed(f"{path}.object_type", m.get("object_type"), str, "string"),
         )
 
@@ -367,8 +415,13 @@ def normalize_record(raw: Any) -> NormalizedRecord:
         record.has_qc = True
         record.qc_metrics = _qc_metrics(r, qc)
         status = r.typed("quality_control.status", qc.get("status"), dict, "object") or {}
+        not_text = {k for k in status if isinstance(k, str) and not is_text(k)}
+        if not_text:
+            record.problems.append("quality_control.status: a key holds a lone surrogate")
         record.qc_status = {
-            k: v for k, v in status.items() if r.typed(f"quality_control.status.{k}", v, str, "string") is not None
+            k: v
+            for k, v in status.items()
+            if k not in not_text and r.typed(f"quality_control.status.{k}", v, str, "string") is not None
         }
     return record
 

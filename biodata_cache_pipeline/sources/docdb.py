@@ -25,7 +25,7 @@ import requests
 from aind_data_access_api.document_db import MetadataDbClient
 from requests.adapters import HTTPAdapter
 
-from biodata_cache_pipeline.records import normalize_record
+from biodata_cache_pipeline.records import is_text, normalize_record
 from biodata_cache_pipeline.sources import ChangedRecords
 
 DEFAULT_HOST = "api.allenneuraldynamics.org"
@@ -251,9 +251,12 @@ def _retry_after(response: requests.Response | None) -> float | None:
 
 
 def _signature(document: dict) -> str | None:
-    """What tells a changed record: its `_last_modified` (as text); None when it has none."""
+    """What tells a changed record: its `_last_modified` (as text, as JSON when it is not a string
+    that UTF-8 can store); None when it has none."""
     value = document.get("_last_modified", document.get("last_modified"))
-    return value if isinstance(value, str) or value is None else json.dumps(value, sort_keys=True, default=str)
+    if value is None or (isinstance(value, str) and is_text(value)):
+        return value
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 @dataclass(frozen=True)

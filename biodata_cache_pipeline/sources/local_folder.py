@@ -4,10 +4,9 @@ An asset folder is named `<label>_<YYYY-MM-DD_HH-MM-SS>`. Its record is `metadat
 when that file is absent, the core JSON files assembled into one record. Anything else in the
 folder is ignored. An unreadable file becomes a record carrying the reason, never an exception.
 
-With a `RecordStore`, each folder is parsed only when its files changed since the store saw them,
-and the first full pass is a *snapshot*: later passes over the same source (the other tables of
-one run) read the snapshot's records back from the store without listing the folders again, so
-every table of a run sees the same records.
+`LocalFolderRecords` reads and normalises the folders; `LocalFolderSource` is how the record
+snapshot reads them: a listing of the folder names, then, in worker processes, the records of the
+folders whose signature (file names, sizes and modification times) changed since the snapshot.
 """
 
 from __future__ import annotations
@@ -83,7 +82,10 @@ class LocalFolderRecords:
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:  # NaN, integers beyond 64 bits, lone surrogates: what json reads
-            return json.loads(data)
+            try:
+                return json.loads(data)
+            except RecursionError:  # deeper than orjson reads (1024 levels), and than Python recurses
+                raise ValueError("nested too deeply to read") from None
 
     def raw_record(self, folder: str, files: dict[str, pafs.FileInfo] | None = None) -> tuple[Any, list[str]]:
         """(record, problems) for one asset folder (`files`: its `folder_files`, if known)."""

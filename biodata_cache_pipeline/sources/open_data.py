@@ -4,7 +4,8 @@ Production reads `s3://aind-open-data`; the embedded default is the local sample
 asset's `location` (`s3://aind-open-data/<name>`) is resolved against the configured root, so
 the same record works against either. A location that is a local asset folder (a record the
 local source assembled from core files: `<records root>/<name>`) resolves by its folder name
-when it is not under the root, the records root standing for the bucket.
+when it is not under the root, the records root standing for the bucket. A location with a `..`
+segment resolves to nothing: only files inside the root are read.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ class OpenDataStore:
         self.root = root.rstrip("/")
 
     def resolve(self, location: str | None, *parts: str) -> str | None:
-        """The filesystem path of `parts` inside the asset folder at `location`, or None."""
+        """The filesystem path of `parts` inside the asset folder at `location`, or None (no
+        location, or one leading out of the root)."""
         if not location:
             return None
         location = location.rstrip("/")
@@ -34,6 +36,8 @@ class OpenDataStore:
         elif location.startswith("/"):
             relative = location.rsplit("/", 1)[1]
         else:
+            return None
+        if ".." in relative.split("/"):
             return None
         return "/".join(p for p in (self.base, relative, *parts) if p)
 
@@ -75,5 +79,5 @@ class OpenDataStore:
         try:
             with self.fs.open_input_stream(path) as stream:
                 return json.loads(stream.read())
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):  # RecursionError: nested too deeply to read
             return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from biodata_cache_pipeline.records import is_text
 from biodata_cache_pipeline.sources.open_data import OpenDataStore
 from biodata_cache_pipeline.tables.declaration import INT64, STRING, Column, TableSpec
 
@@ -43,8 +44,8 @@ def curriculum_row(asset_name: str, state: dict | None) -> dict:
     curriculum = state.get("curriculum") if isinstance(state.get("curriculum"), dict) else {}
     stage = state.get("stage") if isinstance(state.get("stage"), dict) else {}
     name, stage_name = curriculum.get("name"), stage.get("name")
-    row["curriculum_name"] = name if isinstance(name, str) else None
-    row["stage_name"] = stage_name if isinstance(stage_name, str) else None
+    row["curriculum_name"] = name if isinstance(name, str) and is_text(name) else None
+    row["stage_name"] = stage_name if isinstance(stage_name, str) and is_text(stage_name) else None
     graph = curriculum.get("graph") if isinstance(curriculum.get("graph"), dict) else {}
     nodes = graph.get("nodes") if isinstance(graph.get("nodes"), dict) else {}
     for key, node in nodes.items():
