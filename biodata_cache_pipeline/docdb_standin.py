@@ -4,11 +4,14 @@
     POST /{version}/{database}/{collection}/aggregate        body: the pipeline (JSON array)
     GET  /{version}/{database}/{collection}/count_documents?filter=
 
-Queries run on mongomock (filter, projection, sort, skip, limit, aggregation pipelines). The
-server listens on 127.0.0.1 only, in a daemon thread: `with DocDbStandIn(records) as server:`
-starts and stops it. `max_batch` caps the documents one `find` returns, as the real API returns
-fewer than asked for large payloads; `fail(count, status, after)` makes requests fail with an
-HTTP status or a dropped connection. `MetadataDbClient` reaches it through the session made by
+Queries run on mongomock (filter, projection, sort, skip, limit, aggregation pipelines), except
+that a `find` projection including or excluding fields by path is applied by `_project`, after the
+sort, skip and limit, as MongoDB applies it through arrays (mongomock fails on arrays holding
+scalars or nested arrays); projection operators such as `$slice` stay with mongomock. The server
+listens on 127.0.0.1 only, in a daemon thread: `with DocDbStandIn(records) as server:` starts and
+stops it. `max_batch` caps the documents one `find` returns, as the real API returns fewer than
+asked for large payloads; `fail(count, status, after)` makes requests fail with an HTTP status or
+a dropped connection. `MetadataDbClient` reaches it through the session made by
 `sources.docdb.docdb_session(host, loopback_port=server.port)`.
 
 Demo, with the pipeline's prod resources reading from it:
@@ -37,6 +40,69 @@ from biodata_cache_pipeline.sources.docdb import DEFAULT_COLLECTION, DEFAULT_DAT
 from biodata_cache_pipeline.sources.local_folder import LocalFolderRecords
 
 DROP = None  # `fail(status=DROP)`: close the connection without an answer
+_LEAF = True  # where a projected path ends, in the tree of `_projection_tree`
+_MISSING = object()  # an inclusion's result for a scalar where the path goes on: no field
+
+
+def _projection_tree(spec: dict) -> tuple[dict, bool]:
+    """(the paths of the projection `spec` as a tree of field names, inclusion?); a `ValueError`
+    where MongoDB rejects it (inclusion mixed with exclusion, a path inside another). `_id` is
+    in the tree of an inclusion unless `spec` has `_id: 0`."""
+    fields = {path: bool(value) for path, value in spec.items()}
+    keep_id = fields.pop("_id", True)
+    include = any(fields.values()) if fields else keep_id
+    kinds = {True: "inclusion", False: "exclusion"}
+    for path, value in fields.items():
+        if value != include:
+            raise ValueError(f"Cannot do {kinds[value]} on field {path} in {kinds[include]} projection")
+    if keep_id == include:
+        fields["_id"] = include
+    tree: dict = {}
+    for path in fields:
+        node = tree
+        *parents, last = path.split(".")
+        for name in parents:
+            node = node.setdefault(name, {})
+            if node is _LEAF:
+                raise ValueError(f"Path collision at {path}")
+        if last in node:
+            raise ValueError(f"Path collision at {path}")
+        node[last] = _LEAF
+    return tree, include
+
+
+def _project(value, tree: dict, include: bool):
+    """`value` under the projection `tree`, as MongoDB projects it (the manual's "Project Fields to
+    Return from Query"; mongodb/mongo jstests/core/projection_semantics.js).
+
+    A path applies to each element of an array on its way: sub-documents are projected, nested
+    arrays are recursed into and keep their nesting, scalars are dropped by an inclusion and kept
+    by an exclusion. An inclusion keeps a sub-document without the field as `{}` and leaves out a
+    field that is missing, or a scalar where the path goes on.
+    """
+    if isinstance(value, dict):
+        result = {}
+        for key, item in value.items():
+            branch = tree.get(key)
+            if branch is None:
+                if not include:
+                    result[key] = item
+            elif branch is _LEAF:
+                if include:
+                    result[key] = item
+            elif (projected := _project(item, branch, include)) is not _MISSING:
+                result[key] = projected
+        return result
+    if isinstance(value, list):
+        return [p for p in (_project(item, tree, include) for item in value) if p is not _MISSING]
+    return _MISSING if include else value
+
+
+def _is_plain(spec) -> bool:
+    """Whether the projection `spec` only includes or excludes fields by path (what `_project` does)."""
+    return isinstance(spec, dict) and all(
+        isinstance(value, (bool, int, float)) and "$" not in path for path, value in spec.items()
+    )
 
 
 def records_from_folder(root: str) -> list[dict]:
@@ -148,14 +214,16 @@ class DocDbStandIn:
     # -- the three operations --------------------------------------------------------------------
 
     def find(self, params: dict) -> list[dict]:
-        cursor = self.collection.find(params.get("filter") or {}, params.get("projection") or None)
+        spec = params.get("projection") or None
+        plain = _projection_tree(spec) if _is_plain(spec) else None  # else mongomock projects
+        cursor = self.collection.find(params.get("filter") or {}, None if plain else spec)
         if params.get("sort"):
             cursor = cursor.sort(list(params["sort"].items()))
         cursor = cursor.skip(params.get("skip", 0))
         caps = [n for n in (params.get("limit", 0), self.max_batch) if n]
         if caps:
             cursor = cursor.limit(min(caps))
-        return list(cursor)
+        return [_project(document, *plain) for document in cursor] if plain else list(cursor)
 
     def aggregate(self, pipeline: list) -> list[dict]:
         return list(self.collection.aggregate(pipeline))
@@ -182,7 +250,7 @@ class DocDbStandIn:
                     return 200, self.aggregate(body)
         except (mongomock.OperationFailure, NotImplementedError, TypeError, ValueError) as error:
             return 400, {"message": f"{route}: {error}"}
-        except Exception as error:  # a mongomock limitation (e.g. projecting through lists of non-objects)
+        except Exception as error:  # a mongomock limitation
             return 500, {"message": f"{route}: stand-in error {type(error).__name__}: {error}"}
         return 404, {"message": f"no route {method} {self.base_path}/{route}"}
 
