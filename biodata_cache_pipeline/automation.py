@@ -1,11 +1,12 @@
 """How the cache stays fresh unattended: the nightly schedule and the subject-partition sensor.
 
 - `nightly_refresh` (02:00 America/Los_Angeles) launches the job `nightly_tables`: every
-  unpartitioned table plus platform_qc for all five platforms, in one run.
+  unpartitioned table plus platform_qc for all five platforms, in one run. The job's own run tags
+  select all five, so a launch from the UI without a partition does the same.
 - `quality_control_subjects` (every 30 s) keeps the `subject_id` partition set equal to the
   subjects of the published asset_basics, deletes the data and the keys of subjects that are
   gone, rejects keys that are unsafe (logged, and listed in the cursor), and requests one
-  quality_control run for the new subjects and those whose records changed (`subjects.py`
+  `subject_quality_control` run for the new subjects and those whose records changed (`subjects.py`
   explains the detection and how one run covers exactly those subjects). While a run that
   writes asset_basics or quality_control is unfinished it waits, so the partition set never
   moves under a running build.
@@ -41,12 +42,16 @@ from dagster import (
     schedule,
     sensor,
 )
-from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
-from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from biodata_cache_pipeline.assets.common import SNAPSHOT_ASSET
 from biodata_cache_pipeline.assets.quality import SUBJECT_PARTITIONS
+from biodata_cache_pipeline.dagster_internals import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    NOT_FINISHED_STATUSES,
+    BulkActionsFilter,
+    BulkActionStatus,
+)
 from biodata_cache_pipeline.io_manager import CacheIOManager
 from biodata_cache_pipeline.subjects import FINGERPRINT_COLUMNS, SubjectPlan, plan_subject_refresh, subject_fingerprints
 from biodata_cache_pipeline.tables import TABLES
@@ -59,11 +64,6 @@ SENSOR_INTERVAL_SECONDS = 30
 REJECTED_IN_CURSOR = 50
 SUBJECTS_TAG = "biodata_cache/subjects"
 
-nightly_tables = define_asset_job(
-    "nightly_tables",
-    selection=AssetSelection.assets(*NIGHTLY_TABLES),
-    description="The record snapshot, then every unpartitioned table and platform_qc (all platforms), in one run.",
-)
 
 
 def partition_range_tags(first: str, last: str) -> dict[str, str]:
@@ -72,8 +72,25 @@ def partition_range_tags(first: str, last: str) -> dict[str, str]:
 
 
 def nightly_run_tags() -> dict[str, str]:
+    """Every platform: what a run of `nightly_tables` builds unless one platform is picked."""
     platforms = PLATFORM_QC.static_partitions
     return partition_range_tags(platforms[0], platforms[-1])
+
+
+# Its runs carry the all-platforms range, so a plain launch (UI, GraphQL, a retry) builds
+# platform_qc for every platform; picking one platform in the launchpad builds only that one.
+nightly_tables = define_asset_job(
+    "nightly_tables",
+    selection=AssetSelection.assets(*NIGHTLY_TABLES),
+    description="The record snapshot, then every unpartitioned table and platform_qc (all platforms), in one run.",
+    tags=nightly_run_tags(),  # definition tags: every launch (GraphQL, UI, retry, in process) carries them
+)
+subject_quality_control = define_asset_job(
+    "subject_quality_control",
+    selection=AssetSelection.assets(QUALITY_CONTROL.name),
+    description="quality_control for a range of subjects in one run: what the quality_control_subjects sensor "
+    "and `biodata-cache-pipeline materialize` launch.",
+)
 
 
 @schedule(
@@ -85,7 +102,7 @@ def nightly_run_tags() -> dict[str, str]:
     "sensor then rebuilds quality_control for the subjects whose records changed.",
 )
 def nightly_refresh() -> RunRequest:
-    return RunRequest(tags=nightly_run_tags())
+    return RunRequest()
 
 
 @dataclass(frozen=True)
@@ -112,7 +129,6 @@ class SubjectRefresh:
             return None
         return RunRequest(
             run_key=f"quality_control:{self.plan.digest}:{self.basics_built_at}",
-            asset_selection=[AssetKey(QUALITY_CONTROL.name)],
             tags={**partition_range_tags(*self.plan.run_range), SUBJECTS_TAG: str(len(self.plan.stale))},
         )
 
@@ -174,7 +190,7 @@ def rejection_cursor(rejected: dict[str, str]) -> str:
 
 
 @sensor(
-    target=AssetSelection.assets(QUALITY_CONTROL.name),
+    job=subject_quality_control,
     minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
     default_status=DefaultSensorStatus.RUNNING,
     description="Keeps the subject_id partitions equal to the subjects of asset_basics and rebuilds "

@@ -8,7 +8,11 @@ for every subject in one run. `materialize --changed-only` is what the nightly s
 sensor do: the same first run, then quality_control only for new subjects and subjects whose
 records changed. `--force-publish` publishes what the publish guard refuses (a deliberate drop).
 Runs are recorded in the Dagster instance under `DAGSTER_HOME` when it is set, so they show up
-in `dagster dev` afterwards.
+in `dagster dev` afterwards, under the job names the schedule and the sensor use.
+
+A table that fails does not stop the others: every table that can be built is built and
+published, and the command ends with one line per failed table and exits 1 (`--verbose` prints
+the whole errors).
 """
 
 from __future__ import annotations
@@ -18,35 +22,75 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
-from dagster import AssetSelection, DagsterInstance, materialize
+from dagster import DagsterInstance, Definitions, ExecuteInProcessResult
 
-from biodata_cache_pipeline.assets import ALL_ASSETS
-from biodata_cache_pipeline.assets.checks import ALL_CHECKS
 from biodata_cache_pipeline.automation import (
     NIGHTLY_TABLES,
     apply_partition_requests,
-    nightly_run_tags,
+    nightly_tables,
     partition_range_tags,
     refresh_subjects,
+    subject_quality_control,
 )
+from biodata_cache_pipeline.definitions import build_definitions
 from biodata_cache_pipeline.environment import cache_root, environment, pipeline_resources, sample_root
 from biodata_cache_pipeline.storage import CacheStore
+from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS
 from biodata_cache_pipeline.tables.quality_control import QUALITY_CONTROL
 
-QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Dagster's console logger would print each failure's whole error: the CLI prints one line instead.
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 REJECTED_SHOWN = 10
 
 
-def _run(instance: DagsterInstance, resources: dict, keys: Sequence[str], tags: dict, run_config: dict) -> None:
-    materialize(
-        [*ALL_ASSETS, *ALL_CHECKS],
-        selection=AssetSelection.assets(*keys),
-        instance=instance,
-        resources=resources,
-        tags=tags,
-        run_config={**QUIET_LOGS, **run_config},
+@dataclass(frozen=True)
+class StepFailure:
+    """A table (or check) that failed: one line for the terminal, the whole error for --verbose."""
+
+    step: str
+    reason: str
+    detail: str
+
+
+@dataclass
+class BuildOutcome:
+    registry: dict
+    failures: list[StepFailure] = field(default_factory=list)
+    not_built: list[str] = field(default_factory=list)  # skipped because something they read failed
+
+
+def _reason(error) -> str:
+    """The first line of the first error in the chain that is not Dagster's wrapper around it."""
+    while error.cause is not None and error.cls_name.startswith("Dagster"):
+        error = error.cause
+    lines = error.message.strip().splitlines() or [error.cls_name]
+    return lines[0].removeprefix(f"{error.cls_name}: ")
+
+
+def _outcome(result: ExecuteInProcessResult, tables: Sequence[str], outcome: BuildOutcome) -> None:
+    """Record the run's failed steps, and the `tables` it neither built nor failed on."""
+    failed = set()
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.step_failure_data.error
+            outcome.failures.append(StepFailure(event.step_key, _reason(error), error.to_string()))
+            failed.add(event.step_key)
+        elif event.is_run_failure and not failed and event.event_specific_data.error is not None:
+            error = event.event_specific_data.error  # a failure outside any step (e.g. a resource)
+            outcome.failures.append(StepFailure(result.job_def.name, _reason(error), error.to_string()))
+            failed.add(result.job_def.name)
+    built = {event.asset_key.path[-1] for event in result.get_asset_materialization_events()}
+    outcome.not_built += [table for table in tables if table not in built and table not in failed]
+
+
+def _run(instance: DagsterInstance, defs: Definitions, job: str, tables: Sequence[str], tags: dict,
+         run_config: dict, outcome: BuildOutcome) -> None:
+    result = defs.resolve_job_def(job).execute_in_process(
+        instance=instance, tags=tags, run_config={**QUIET_LOGS, **run_config}, raise_on_error=False
     )
+    _outcome(result, tables, outcome)
 
 
 def materialize_all(
@@ -54,28 +98,35 @@ def materialize_all(
     say: Callable[[str], None] = print,
     changed_only: bool = False,
     force_publish: bool = False,
-) -> dict:
-    """Build the tables with the resources of the active environment; return the registry written."""
+) -> BuildOutcome:
+    """Build the tables with the resources of the active environment. A table that fails does not
+    stop the others: the outcome lists the failures and what they left unbuilt."""
     resources = pipeline_resources()
+    defs = build_definitions(resources)
     io_manager = resources["cache_io_manager"]
     run_config = io_manager.force_publish_run_config() if force_publish else {}
     started = time.monotonic()
+    outcome = BuildOutcome(registry={})
 
     say(f"[1/2] building the record snapshot and {len(NIGHTLY_TABLES) - 1} tables: {', '.join(NIGHTLY_TABLES[1:])}")
-    _run(instance, resources, NIGHTLY_TABLES, nightly_run_tags(), run_config)
+    _run(instance, defs, nightly_tables.name, NIGHTLY_TABLES, {}, run_config, outcome)
 
     refresh = refresh_subjects(instance, io_manager, full=not changed_only)
     if refresh is None:
-        raise RuntimeError("asset_basics was not published by the first run")
-    apply_partition_requests(instance, refresh.partition_requests)
-    plan = refresh.plan
-    say(f"[2/2] building quality_control: {plan.summary()}")
-    for key, reason in sorted(plan.rejected.items())[:REJECTED_SHOWN]:
-        say(f"      rejected subject id {key!r}: {reason}")
-    if plan.run_range is not None:
-        _run(instance, resources, [QUALITY_CONTROL.name], partition_range_tags(*plan.run_range), run_config)
-    say(f"done in {time.monotonic() - started:.1f}s")
-    return io_manager.store().read_registry()
+        say(f"[2/2] quality_control not built: {ASSET_BASICS.name} was never published")
+        outcome.not_built.append(QUALITY_CONTROL.name)
+    else:
+        apply_partition_requests(instance, refresh.partition_requests)
+        plan = refresh.plan
+        say(f"[2/2] building quality_control: {plan.summary()}")
+        for key, reason in sorted(plan.rejected.items())[:REJECTED_SHOWN]:
+            say(f"      rejected subject id {key!r}: {reason}")
+        if plan.run_range is not None:
+            tags = partition_range_tags(*plan.run_range)
+            _run(instance, defs, subject_quality_control.name, [QUALITY_CONTROL.name], tags, run_config, outcome)
+    say(f"done in {time.monotonic() - started:.1f}s" + (f", {len(outcome.failures)} failed" if outcome.failures else ""))
+    outcome.registry = io_manager.store().read_registry()
+    return outcome
 
 
 def print_summary(registry: dict, store: CacheStore) -> None:
@@ -86,6 +137,19 @@ def print_summary(registry: dict, store: CacheStore) -> None:
         print(f"  {table['name']:<22} {build.get('row_count', '?'):>8} rows{partitions}")
 
 
+def print_failures(outcome: BuildOutcome, verbose: bool = False) -> None:
+    """One line per failed table, then what was not built because of them (stderr)."""
+    for failure in outcome.failures:
+        print(f"failed: {failure.step}: {failure.reason}", file=sys.stderr)
+        if verbose:
+            print(failure.detail, file=sys.stderr)
+    if outcome.not_built:
+        print(f"not built (an input failed): {', '.join(outcome.not_built)}", file=sys.stderr)
+    if outcome.failures and not verbose:
+        print("the tables not named here were built and published; `--verbose` prints the whole errors",
+              file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="biodata-cache-pipeline", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -94,6 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                        help="what the nightly schedule does: quality_control only for new and changed subjects")
     build.add_argument("--force-publish", action="store_true",
                        help="publish tables even when the publish guard refuses (a large row-count drop)")
+    build.add_argument("--verbose", action="store_true", help="print the whole error of each failed table")
     commands.add_parser("summary", help="print the tables of the current cache version")
     args = parser.parse_args(argv)
 
@@ -105,10 +170,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         print(pipeline_resources()["records"].__doc__)
         with DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral() as instance:
-            registry = materialize_all(instance, changed_only=args.changed_only, force_publish=args.force_publish)
-    else:
-        registry = store.read_registry()
-    print_summary(registry, store)
+            outcome = materialize_all(instance, changed_only=args.changed_only, force_publish=args.force_publish)
+        print_summary(outcome.registry, store)
+        print_failures(outcome, verbose=args.verbose)
+        return 1 if outcome.failures else 0
+    print_summary(store.read_registry(), store)
     return 0
 
 

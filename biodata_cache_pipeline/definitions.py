@@ -5,7 +5,12 @@ from dagster import Definitions, in_process_executor
 
 from biodata_cache_pipeline.assets import ALL_ASSETS
 from biodata_cache_pipeline.assets.checks import ALL_CHECKS
-from biodata_cache_pipeline.automation import nightly_refresh, nightly_tables, quality_control_subjects
+from biodata_cache_pipeline.automation import (
+    nightly_refresh,
+    nightly_tables,
+    quality_control_subjects,
+    subject_quality_control,
+)
 from biodata_cache_pipeline.environment import pipeline_resources
 from biodata_cache_pipeline.retention import prune_run_history, prune_run_history_daily
 
@@ -19,7 +24,7 @@ def build_definitions(resources: dict) -> Definitions:
     return Definitions(
         assets=ALL_ASSETS,
         asset_checks=ALL_CHECKS,
-        jobs=[nightly_tables, prune_run_history],
+        jobs=[nightly_tables, subject_quality_control, prune_run_history],
         schedules=[nightly_refresh, prune_run_history_daily],
         sensors=[quality_control_subjects],
         resources=resources,

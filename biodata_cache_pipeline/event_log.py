@@ -13,7 +13,8 @@ Named in dagster.yaml (`event_log_storage`); same files, tables and migrations a
   connection was what checkpointed the write-ahead log into the run's `.db` file, which is the
   file the UI watches for new events; so the run database is checkpointed after every event
   except the per-partition ones, and after those at most once a second.
-- Whether a table exists is asked of the database once per process, not once per partition event.
+- Whether a table exists, and whether the asset-key table has its index columns, is asked of the
+  database once per process, not once per partition event.
 - Its connections commit with `synchronous=NORMAL`, SQLite's recommended setting in WAL mode: no
   disk flush per commit (one per event), the database never corrupt; what an operating-system crash
   (not a process crash) may lose is the last events written.
@@ -27,18 +28,18 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from dagster import Field, StringSource
-from dagster._core.events import DagsterEventType
-from dagster._core.events.log import EventLogEntry
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
-    SQLITE_BUSY_TIMEOUT_SECONDS,
-    SqliteEventLogStorage,
-)
-from dagster._core.storage.sql import create_engine
-from dagster._serdes import ConfigurableClassData
+from dagster import DagsterEventType, Field, StringSource
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import QueuePool
+
+from biodata_cache_pipeline.dagster_internals import (
+    SQLITE_BUSY_TIMEOUT_SECONDS,
+    ConfigurableClassData,
+    EventLogEntry,
+    SqliteEventLogStorage,
+    create_engine,
+)
 
 OPEN_DATABASES = 8  # the index and the seven most recently used run databases
 CHECKPOINT_INTERVAL_SECONDS = 1.0
@@ -75,6 +76,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         self._engines_pid = os.getpid()
         self._last_checkpoint: dict[str, float] = {}  # shard -> time, for the open engines
         self._tables_found: set[str] = set()
+        self._asset_key_index_cols_found = False
         super().__init__(base_dir, inst_data)
 
     @classmethod
@@ -95,6 +97,13 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         if table_name not in self._tables_found and super().has_table(table_name):
             self._tables_found.add(table_name)
         return table_name in self._tables_found
+
+    def _has_asset_key_index_cols_on_connection(self, conn: Connection) -> bool:
+        """Dagster inspects the asset-key table's columns for every materialization event; columns
+        found once stay (migrations only add them), so they are looked for until found."""
+        if not self._asset_key_index_cols_found:
+            self._asset_key_index_cols_found = super()._has_asset_key_index_cols_on_connection(conn)
+        return self._asset_key_index_cols_found
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:
@@ -158,6 +167,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     def wipe(self) -> None:
         self._dispose_engines()
         self._tables_found.clear()
+        self._asset_key_index_cols_found = False
         super().wipe()
 
     def dispose(self) -> None:

@@ -22,6 +22,7 @@ import pyarrow as pa
 from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
 from pydantic import Field
 
+from biodata_cache_pipeline.dagster_internals import add_partition_metadata
 from biodata_cache_pipeline.publish_guard import DEFAULT_MAX_ROW_DROP_FRACTION, PublishRefused, publish_refusal
 from biodata_cache_pipeline.storage import CacheStore
 from biodata_cache_pipeline.tables import TABLES
@@ -44,6 +45,21 @@ class PartitionedBuild:
 
 def _metadata_value(value):
     return getattr(value, "value", value)
+
+
+def _tables(spec: TableSpec, obj) -> Mapping[str, pa.Table | None]:
+    """The partition tables of a partitioned asset's output."""
+    if isinstance(obj, PartitionedBuild):
+        return obj.tables
+    if isinstance(obj, dict):
+        return obj
+    raise TypeError(f"asset {spec.name} returned {type(obj).__name__}, expected a dict of partitions")
+
+
+def _partition_rows(table: pa.Table | None) -> dict:
+    """One partition's row count, for its materialization event (0: the partition was removed)."""
+    rows = 0 if table is None else table.num_rows
+    return {"dagster/row_count": rows, "dagster/partition_row_count": rows}
 
 
 def _total_rows(state: Mapping[str, dict]) -> int:
@@ -107,13 +123,15 @@ class CacheIOManager(ConfigurableIOManager):
             self._publish(store, spec, source, row_count, partitions, fingerprint)
         url = store.table_url(spec)
         metadata = {
-            "dagster/row_count": row_count,
             "dagster/uri": store.table_location(spec),
             "location": MetadataValue.url(url) if url else store.table_location(spec),
             "rewritten": changed,
         }
-        if partitions is not None:
-            metadata.update(partitions=partitions, rows_written=written)
+        if partitions is None:
+            metadata["dagster/row_count"] = row_count
+        else:  # each partition's event shows its own rows; the table's total is `table_rows`
+            metadata.update(table_rows=row_count, partitions=partitions, rows_written=written)
+            add_partition_metadata(context, {key: _partition_rows(table) for key, table in _tables(spec, obj).items()})
         context.add_output_metadata(metadata)
 
     def remove_partitions(self, spec: TableSpec, keys: Iterable[str]) -> list[str]:
@@ -155,10 +173,7 @@ class CacheIOManager(ConfigurableIOManager):
     ) -> tuple[int, int, int, bool]:
         """Write (or remove, for None) every requested partition; return total rows, partitions,
         rows written, and whether anything stored changed."""
-        if isinstance(obj, dict):
-            obj = PartitionedBuild(obj)
-        if not isinstance(obj, PartitionedBuild):
-            raise TypeError(f"asset {spec.name} returned {type(obj).__name__}, expected a dict of partitions")
+        obj = PartitionedBuild(_tables(spec, obj), obj.fingerprints if isinstance(obj, PartitionedBuild) else {})
         requested = set(context.asset_partition_keys)
         if set(obj.tables) != requested:
             raise ValueError(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from abc import abstractmethod
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from dagster import ConfigurableResource
 from pydantic import Field
@@ -83,6 +84,20 @@ class OpenDataResource(ConfigurableResource):
     root: str = Field(description="Root that asset locations (s3://aind-open-data/<name>) resolve against.")
 
     def store(self) -> OpenDataStore:
+        """The store; an error saying what to set when its root does not exist."""
+        fs, path = filesystem_for(self.root)
+        try:
+            missing = fs.get_file_info(path).type == pafs.FileType.NotFound
+        except OSError as error:
+            raise RuntimeError(
+                f"open-data store {self.root} cannot be reached ({_first_line(error)}): "
+                f"set BIODATA_OPEN_DATA_ROOT to the folder or s3:// prefix holding the asset folders"
+            ) from error
+        if missing:
+            raise RuntimeError(
+                f"open-data store {self.root} does not exist: "
+                f"set BIODATA_OPEN_DATA_ROOT to the folder or s3:// prefix holding the asset folders"
+            )
         return OpenDataStore(self.root)
 
 
@@ -96,4 +111,12 @@ class ForagingSessionsResource(ConfigurableResource):
         try:
             return pq.read_table(path, filesystem=fs)
         except (OSError, pa.ArrowInvalid) as error:
-            raise RuntimeError(f"foraging session table {self.path} could not be read: {error}") from error
+            reason = "no such file" if isinstance(error, FileNotFoundError) else _first_line(error)
+            raise RuntimeError(
+                f"foraging session table {self.path} could not be read ({reason}): set BIODATA_FORAGING_SESSIONS "
+                f"to the session table (parquet) of aind-dynamic-foraging-database"
+            ) from error
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]

@@ -17,7 +17,8 @@ from dagster import (
     job,
     op,
 )
-from dagster._core.storage.dagster_run import FINISHED_STATUSES
+
+from biodata_cache_pipeline.dagster_internals import FINISHED_STATUSES
 
 RUN_RETENTION_DAYS = 90
 

@@ -24,8 +24,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pyarrow as pa
-from dagster._core.definitions.partitions.utils.base import INVALID_PARTITION_SUBSTRINGS
 
+from biodata_cache_pipeline.dagster_internals import INVALID_PARTITION_SUBSTRINGS
 from biodata_cache_pipeline.storage import encode_partition_value
 from biodata_cache_pipeline.tables.quality_control import QUALITY_CONTROL
 

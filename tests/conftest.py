@@ -43,7 +43,7 @@ def _build_cache(corpus: Path, root: str, env: dict[str, str]) -> str:
         for name, value in {**env, "BIODATA_SAMPLE_ROOT": str(corpus), "BIODATA_CACHE_ROOT": root}.items():
             monkeypatch.setenv(name, value)
         monkeypatch.delenv("BIODATA_FORAGING_SESSIONS", raising=False)
-        materialize_all(DagsterInstance.ephemeral(), say=lambda _: None)
+        assert not materialize_all(DagsterInstance.ephemeral(), say=lambda _: None).failures
     return root
 
 

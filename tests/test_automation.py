@@ -25,15 +25,12 @@ from dagster import (
     SkipReason,
     build_schedule_context,
     build_sensor_context,
-    materialize,
 )
 
-from biodata_cache_pipeline.assets import ALL_ASSETS, SUBJECT_PARTITIONS
-from biodata_cache_pipeline.assets.checks import ALL_CHECKS
+from biodata_cache_pipeline.assets import SUBJECT_PARTITIONS
 from biodata_cache_pipeline.automation import (
     SUBJECTS_TAG,
     apply_partition_requests,
-    nightly_refresh,
     quality_control_subjects,
 )
 from biodata_cache_pipeline.cli import materialize_all
@@ -64,10 +61,7 @@ class Pipeline:
         self.sensor_log: logging.Handler | None = None  # where the sensor's log lines also go
 
     def nightly(self):
-        request = nightly_refresh()
-        result = self.defs.resolve_job_def("nightly_tables").execute_in_process(
-            instance=self.instance, tags=request.tags
-        )
+        result = self.defs.resolve_job_def("nightly_tables").execute_in_process(instance=self.instance)
         assert result.success
         return result
 
@@ -83,12 +77,8 @@ class Pipeline:
         return result
 
     def run(self, request: RunRequest):
-        run = materialize(
-            [*ALL_ASSETS, *ALL_CHECKS],
-            selection=request.asset_selection,
-            tags=request.tags,
-            instance=self.instance,
-            resources=self.resources,
+        run = self.defs.resolve_job_def("subject_quality_control").execute_in_process(
+            tags=request.tags, instance=self.instance
         )
         assert run.success
         return run
@@ -125,10 +115,9 @@ def test_nightly_schedule_refreshes_every_unpartitioned_table_and_platform_qc_at
     at_two = datetime(2025, 7, 1, 2, 0, tzinfo=ZoneInfo("America/Los_Angeles"))
     tick = schedule.evaluate_tick(build_schedule_context(pipeline.instance, scheduled_execution_time=at_two))
     (request,) = tick.run_requests
-    assert request.tags == {"dagster/asset_partition_range_start": "spim", "dagster/asset_partition_range_end": "slap2",
-                            "dagster/schedule_name": "nightly_refresh"}
+    assert request.tags == {"dagster/schedule_name": "nightly_refresh"}
 
-    run = pipeline.nightly()
+    run = pipeline.nightly()  # launched plainly, as the schedule's request or the UI's Launch button does
 
     built = {e.asset_key.path[-1] for e in run.get_asset_materialization_events()}
     assert built == set(TABLES) - {QUALITY_CONTROL.name} | {"record_snapshot"}
@@ -219,12 +208,12 @@ def test_sensor_waits_while_a_run_writes_asset_basics(pipeline):
 
 
 def test_changed_only_cli_path_rebuilds_only_what_changed(pipeline):
-    materialize_all(pipeline.instance, say=lambda _: None)
+    assert not materialize_all(pipeline.instance, say=lambda _: None).failures
     written = {s: pipeline.qc_file(s).stat().st_mtime_ns for s in SUBJECTS}
     write_record(pipeline.samples, asset_name(SUBJECTS[3], 1), SUBJECTS[3], last_modified="2025-06-02T00:00:00Z", metrics=3)
     lines, instance = [], DagsterInstance.ephemeral()
 
-    materialize_all(instance, say=lines.append, changed_only=True)
+    assert not materialize_all(instance, say=lines.append, changed_only=True).failures
 
     assert "[2/2] building quality_control: 1 subjects to build (0 never built), 0 gone, 0 rejected" in lines
     built = instance.fetch_materializations(AssetKey("quality_control"), limit=100).records

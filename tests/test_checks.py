@@ -72,7 +72,7 @@ def built(tmp_path, monkeypatch):
     write_record(samples, asset_name("3", 1), "3", record_id="id-shared")
     use_local_environment(monkeypatch, samples, cache)
     instance = DagsterInstance.ephemeral()
-    materialize_all(instance, say=lambda _: None)
+    assert not materialize_all(instance, say=lambda _: None).failures
     return cache / VERSION, instance
 
 

@@ -26,7 +26,7 @@ import pytest
 import requests
 import yaml
 
-from biodata_cache_pipeline.automation import SUBJECTS_TAG, nightly_run_tags
+from biodata_cache_pipeline.automation import SUBJECTS_TAG
 from biodata_cache_pipeline.sample_corpus import generate_corpus
 from biodata_cache_pipeline.tables import TABLES
 from biodata_cache_pipeline.version import version_folder
@@ -198,12 +198,12 @@ def run_unattended_pipeline(tmp_path: Path, corpus: Path, instance_file: str, ex
             ... on Sensors { results { name sensorState { status } } } } }""", repo=LOCATION)["sensorsOrError"]
         assert {"name": "quality_control_subjects", "sensorState": {"status": "RUNNING"}} in sensors["results"]
 
-        # The nightly job (what the schedule launches at 02:00): unpartitioned tables + platform_qc.
+        # The nightly job (what the schedule launches at 02:00): unpartitioned tables + platform_qc,
+        # launched plainly (no partition tags), as the launchpad's Launch button does.
         launched = gql("""mutation ($params: ExecutionParams!) { launchRun(executionParams: $params) {
             __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
             ... on RunConfigValidationInvalid { errors { message } } } }""",
-                       params={"selector": {**LOCATION, "jobName": "nightly_tables"},
-                               "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in nightly_run_tags().items()]}})
+                       params={"selector": {**LOCATION, "jobName": "nightly_tables"}})
         assert launched["launchRun"]["__typename"] == "LaunchRunSuccess", launched
         nightly = wait_for("the nightly run", lambda: gql.finished(launched["launchRun"]["run"]["runId"]), logs=logs)
         assert nightly["status"] == "SUCCESS", nightly

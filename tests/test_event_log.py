@@ -59,7 +59,7 @@ def test_a_whole_build_on_the_project_instance_records_every_table_and_subject(p
     use_local_environment(monkeypatch, samples, tmp_path / "cache")
     with DagsterInstance.get() as instance:
         assert isinstance(instance.event_log_storage, PooledSqliteEventLogStorage)
-        materialize_all(instance, say=lambda _: None)
+        assert not materialize_all(instance, say=lambda _: None).failures
     # closing the instance closed its connections: every event is in the database files
     assert not list((project_home / "history" / "runs").glob("*.db-wal"))
 
@@ -159,3 +159,17 @@ def test_a_partitioned_run_asks_the_database_for_its_tables_once(project_home, m
         assert materialize([numbers], instance=instance, tags=range_tags(keys)).success
         assert instance.get_materialized_partitions(AssetKey("numbers")) == set(keys)
     assert 0 < len(asked) == len(set(asked)), asked  # Dagster asks per partition event: 60 asks without the cache
+
+
+def test_a_partitioned_run_inspects_the_asset_key_columns_once(project_home, monkeypatch):
+    from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
+
+    asked = []
+    dagster_check = SqlEventLogStorage._has_asset_key_index_cols_on_connection
+    monkeypatch.setattr(SqlEventLogStorage, "_has_asset_key_index_cols_on_connection",
+                        lambda self, conn: asked.append(1) or dagster_check(self, conn))
+    keys = NUMBERS.get_partition_keys()
+    with DagsterInstance.get() as instance:
+        assert materialize([numbers], instance=instance, tags=range_tags(keys)).success
+        assert instance.get_materialized_partitions(AssetKey("numbers")) == set(keys)
+    assert len(asked) == 1, len(asked)  # one per materialization event without the cache

@@ -67,6 +67,17 @@ def test_registry_and_versions_follow_the_write(run_qc):
     assert json.loads((version.parent / "cache_versions.json").read_text()) == [VERSION]
 
 
+def test_each_partition_event_shows_its_own_row_count(run_qc):
+    run, _, _ = run_qc
+    result = run(UNUSUAL_SUBJECTS[0], UNUSUAL_SUBJECTS[-1])
+    events = {e.partition: e.metadata for e in result.asset_materializations_for_node("quality_control")}
+    assert sorted(events) == sorted(UNUSUAL_SUBJECTS)
+    for i, subject in enumerate(UNUSUAL_SUBJECTS):  # subject i has i metrics (the fixture)
+        assert events[subject]["dagster/row_count"].value == i
+        assert events[subject]["dagster/partition_row_count"].value == i
+        assert events[subject]["table_rows"].value == sum(range(len(UNUSUAL_SUBJECTS)))
+
+
 def test_a_subject_without_records_loses_its_partition(run_qc):
     run, samples, version = run_qc
     run(UNUSUAL_SUBJECTS[0], UNUSUAL_SUBJECTS[-1])

@@ -27,7 +27,7 @@ def build_cache(monkeypatch, samples: Path, cache: Path) -> DagsterInstance:
     monkeypatch.setenv("BIODATA_CACHE_ROOT", str(cache))
     monkeypatch.delenv("BIODATA_FORAGING_SESSIONS", raising=False)
     instance = DagsterInstance.ephemeral()
-    materialize_all(instance, say=lambda _: None)
+    assert not materialize_all(instance, say=lambda _: None).failures
     return instance
 
 
@@ -233,7 +233,7 @@ def test_removed_subject_loses_its_partition(corpus, tmp_path, monkeypatch):
         if row["subject_id"] == gone:
             subprocess.run(["rm", "-rf", str(samples / row["name"])], check=True)
 
-    materialize_all(instance, say=lambda _: None)
+    assert not materialize_all(instance, say=lambda _: None).failures
 
     assert not (cache / VERSION / "qc" / f"subject_id={gone}").exists()
     assert gone not in instance.get_dynamic_partitions("subject_id")

@@ -1,13 +1,15 @@
 """Acceptance: the production resources give the same cache as the embedded default.
 
-The same records (a generated corpus plus the real records of ../shared/fixtures, when present)
-are materialised twice: from local asset folders into a local cache, and with
-BIODATA_CACHE_ENV=prod from the DocDB stand-in (the real MetadataDbClient through its session
-seam), the open-data bucket and SESSION_DB on moto_server, into a cache on moto_server.
+The same records (a generated corpus plus the real records of ../shared/fixtures, when present,
+one of them also with nested data processes) are materialised twice: from local asset folders into
+a local cache, and with BIODATA_CACHE_ENV=prod from the DocDB stand-in (the real MetadataDbClient
+through its session seam), the open-data bucket and SESSION_DB on moto_server, into a cache on
+moto_server.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -19,10 +21,11 @@ from aind_dynamic_foraging_database import SESSION_DB
 from dagster import DagsterInstance
 
 from fixture_records import FIXTURE_RECORDS
-from biodata_cache_pipeline.cli import materialize_all
+from biodata_cache_pipeline.cli import BuildOutcome, materialize_all
 from biodata_cache_pipeline.docdb_standin import DROP, DocDbStandIn, records_from_folder
 from biodata_cache_pipeline.sample_corpus import generate_corpus
-from biodata_cache_pipeline.sources.docdb import DocDbError
+from biodata_cache_pipeline.records import normalize_record
+from biodata_cache_pipeline.sources.docdb import DocDbError, DocDbSource, RetryPolicy
 from biodata_cache_pipeline.storage import CacheStore
 from biodata_cache_pipeline.tables import RECORD_FIELDS, TABLES
 from biodata_cache_pipeline.version import version_folder
@@ -31,6 +34,22 @@ OPEN_DATA_BUCKET = "aind-open-data"
 CACHE_BUCKET = "prod-like-cache"
 PROD_CACHE = f"s3://{CACHE_BUCKET}/data-asset-cache"
 DOCDB_URL = "https://api.allenneuraldynamics.org/v2/metadata_index/data_assets"
+NESTED_FROM = FIXTURE_RECORDS / "v1" / "018d5ad8-5c64-4aae-9ed2-071447cd12c5.json"  # 1.x, 19 data processes
+NESTED_NAME = "SmartSPIM_784354_2025-04-16_21-39-58_stitched_2025-05-22_00-00-00"
+
+
+def nest_processes(record: dict) -> dict | None:
+    """A copy of `record` whose data processes (1.x `processing.processing_pipeline.data_processes`,
+    else `processing.data_processes`) are the first one and a nested list of the others, a shape
+    real DocDB records have; None when it has fewer than two."""
+    nested = copy.deepcopy(record)
+    processing = nested.get("processing") or {}
+    holder = processing.get("processing_pipeline") or processing
+    processes = holder.get("data_processes")
+    if not isinstance(processes, list) or len(processes) < 2:
+        return None
+    holder["data_processes"] = [processes[0], processes[1:]]
+    return nested
 
 
 def _clear_biodata_env(monkeypatch) -> None:
@@ -39,11 +58,11 @@ def _clear_biodata_env(monkeypatch) -> None:
             monkeypatch.delenv(name)
 
 
-def _materialize(monkeypatch, env: dict[str, str]) -> None:
+def _materialize(monkeypatch, env: dict[str, str]) -> BuildOutcome:
     _clear_biodata_env(monkeypatch)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    materialize_all(DagsterInstance.ephemeral(), say=lambda _: None)
+    return materialize_all(DagsterInstance.ephemeral(), say=lambda _: None)
 
 
 def _prod_env(moto_env: dict, standin: DocDbStandIn, cache_root: str, **settings: str) -> dict[str, str]:
@@ -109,6 +128,11 @@ def records_root(tmp_path_factory) -> Path:
         assert not folder.exists(), f"fixture {path} has the name of a generated asset"
         folder.mkdir()
         (folder / "metadata.nd.json").write_text(json.dumps(record))
+    if NESTED_FROM.exists():
+        record = nest_processes(json.loads(NESTED_FROM.read_text()))
+        record.update(_id=f"{record['_id']}-nested", name=NESTED_NAME, location=f"s3://{OPEN_DATA_BUCKET}/{NESTED_NAME}")
+        (root / NESTED_NAME).mkdir()
+        (root / NESTED_NAME / "metadata.nd.json").write_text(json.dumps(record))
     return root
 
 
@@ -116,7 +140,7 @@ def records_root(tmp_path_factory) -> Path:
 def local_cache(records_root, tmp_path_factory) -> str:
     cache = str(tmp_path_factory.mktemp("local-cache"))
     with pytest.MonkeyPatch.context() as monkeypatch:
-        _materialize(monkeypatch, {"BIODATA_SAMPLE_ROOT": str(records_root), "BIODATA_CACHE_ROOT": cache})
+        assert not _materialize(monkeypatch, {"BIODATA_SAMPLE_ROOT": str(records_root), "BIODATA_CACHE_ROOT": cache}).failures
     return cache
 
 
@@ -144,7 +168,7 @@ def prod_cache(standin, moto_s3_env) -> tuple[str, list]:
     """The cache built by the production resources; and the DocDB requests that built it."""
     first = len(standin.requests)
     with pytest.MonkeyPatch.context() as monkeypatch:
-        _materialize(monkeypatch, _prod_env(moto_s3_env, standin, PROD_CACHE))
+        assert not _materialize(monkeypatch, _prod_env(moto_s3_env, standin, PROD_CACHE)).failures
     return PROD_CACHE, standin.requests[first:]
 
 
@@ -182,6 +206,37 @@ def test_production_resources_build_the_same_cache_row_for_row(local_cache, prod
     assert not [route for _, route, _ in docdb_requests if route != "find"]
 
 
+def test_every_fixture_record_and_its_nested_processes_variant_read_from_docdb_as_whole():
+    """Each fixture record, and each with its data processes made a dict and a nested list, read by
+    the prod source (the real MetadataDbClient, projected on RECORD_FIELDS) from the stand-in,
+    normalises as the whole record does (what the local source reads)."""
+    originals = [json.loads(path.read_text()) for path in sorted(FIXTURE_RECORDS.glob("*/*.json"))]
+    variants = [nested for nested in map(nest_processes, originals) if nested is not None]
+    assert originals and len(variants) >= 5
+    for records in (originals, variants):
+        with DocDbStandIn(records, max_batch=4) as standin:
+            source = DocDbSource(loopback_port=standin.port, fields=RECORD_FIELDS, retry=RetryPolicy(attempts=1))
+            read = source.read_changed([(record["_id"], None, None) for record in records]).records
+        assert {key: normalized for key, _, normalized in read} == {r["_id"]: normalize_record(r) for r in records}
+
+
+def test_a_record_with_nested_data_processes_builds_as_from_its_asset_folder(local_cache, prod_cache, aws_env):
+    """The 1.x record whose data processes hold a nested list (the stand-in answered 500 to its
+    projection): its snapshot row from DocDB equals the one from its asset folder, the problem of
+    the nested list included, and it has its tables' rows (`assert_same_tables` compares them)."""
+
+    def snapshot_row(root: str) -> dict:
+        [row] = [row for row in CacheStore(root).open_snapshot().read().to_pylist() if row["name"] == NESTED_NAME]
+        return {column: value for column, value in row.items() if column not in ("key", "signature")}
+
+    prod, local = snapshot_row(prod_cache[0]), snapshot_row(local_cache)
+    assert prod == local
+    first = json.loads(NESTED_FROM.read_text())["processing"]["processing_pipeline"]["data_processes"][0]
+    assert prod["process_times"] == [{"start": first["start_date_time"], "end": first["end_date_time"]}]
+    assert any("processing.processing_pipeline.data_processes" in problem for problem in prod["problems"])
+    assert NESTED_NAME in {row["name"] for row in cache_contents(prod_cache[0])["asset_basics"]}
+
+
 def test_transient_docdb_failures_are_retried_and_the_cache_is_the_same(local_cache, standin, moto_s3_env, monkeypatch):
     # Within the ~22 requests of a build: in the listing and in the fetches (worker processes).
     standin.fail(2, 503, after=2)
@@ -191,7 +246,7 @@ def test_transient_docdb_failures_are_retried_and_the_cache_is_the_same(local_ca
     before = standin.failures_served
     root = f"s3://{CACHE_BUCKET}/retried"
     try:
-        _materialize(monkeypatch, _prod_env(moto_s3_env, standin, root))
+        assert not _materialize(monkeypatch, _prod_env(moto_s3_env, standin, root)).failures
     finally:
         standin.heal()
     assert standin.failures_served - before == 6
@@ -204,18 +259,15 @@ def test_a_docdb_outage_leaves_the_published_tables_untouched(prod_cache, standi
     before = s3_objects(CACHE_BUCKET, prefix)
     standin.fail(10**6, 503)
     try:
-        with pytest.raises(Exception) as failure:
-            _materialize(monkeypatch, _prod_env(aws_env, standin, root, BIODATA_DOCDB_RETRY_ATTEMPTS="3"))
+        outcome = _materialize(monkeypatch, _prod_env(aws_env, standin, root, BIODATA_DOCDB_RETRY_ATTEMPTS="3"))
     finally:
         standin.heal()
-    causes = []
-    error: BaseException | None = failure.value
-    while error is not None:
-        causes.append(error)
-        error = error.__cause__ or getattr(error, "user_exception", None)
-    docdb_error = next((e for e in causes if isinstance(e, DocDbError)), None)
-    assert docdb_error is not None, f"not a DocDB failure: {failure.value!r}"
-    assert "failed after 3 attempts" in str(docdb_error) and DOCDB_URL in str(docdb_error)
+    (failure,) = outcome.failures
+    assert failure.step == "record_snapshot" and DocDbError.__name__ in failure.detail
+    assert "failed after 3 attempts" in failure.reason and DOCDB_URL in failure.reason
+    # Every table of the nightly run reads the snapshot but foraging_sessions (its own source);
+    # quality_control follows the published asset_basics, which did not move: no subject to rebuild.
+    assert sorted(outcome.not_built) == sorted(set(TABLES) - {"foraging_sessions", "quality_control"})
 
     # The snapshot and every table built from it stay as they were; foraging_sessions does not read
     # DocDB and is built again, from the same data: the same bytes, so nothing is written.

@@ -54,7 +54,7 @@ def built(tmp_path, monkeypatch) -> tuple[Path, Path, DagsterInstance]:
     for variable in ("BIODATA_FORAGING_SESSIONS", "BIODATA_OPEN_DATA_ROOT"):
         monkeypatch.delenv(variable, raising=False)
     instance = DagsterInstance.ephemeral()
-    materialize_all(instance, say=lambda _: None)
+    assert not materialize_all(instance, say=lambda _: None).failures
     return samples, cache / VERSION, instance
 
 
@@ -107,7 +107,7 @@ def test_force_publish_replaces_the_table(built):
     samples, version, instance = built
     remove_every_other_asset(samples)
 
-    materialize_all(instance, say=lambda _: None, force_publish=True)
+    assert not materialize_all(instance, say=lambda _: None, force_publish=True).failures
 
     basics = pq.read_table(version / "asset_basics.pqt")
     registry = {t["name"]: t["build"] for t in CacheStore(str(version.parent)).read_registry()["tables"]}

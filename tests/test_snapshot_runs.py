@@ -94,14 +94,14 @@ def test_only_tables_whose_inputs_changed_are_built_again(tmp_path, monkeypatch)
     generate_corpus(samples, assets=150, seed=4)
     use_local_environment(monkeypatch, samples, cache)
     instance = DagsterInstance.ephemeral()
-    materialize_all(instance, say=lambda _: None)
+    assert not materialize_all(instance, say=lambda _: None).failures
     changed = next(p for p in sorted(samples.glob("*/metadata.nd.json")) if "subject_details" in p.read_text())
     record = json.loads(changed.read_text())
     record["subject"]["subject_details"]["genotype"] = "Changed-Cre/wt"
     record["_last_modified"] = "2031-01-01T00:00:00Z"
     changed.write_text(json.dumps(record))
 
-    materialize_all(instance, say=lambda _: None, changed_only=True)
+    assert not materialize_all(instance, say=lambda _: None, changed_only=True).failures
 
     def rebuilt(table: str) -> bool:
         latest = instance.fetch_materializations(AssetKey(table), limit=1).records[0]
