@@ -1,15 +1,18 @@
 """`biodata-cache`: the cache from the command line (versions, tables, info, show, export, sql).
 
-The global options override the environment like `configure(...)`. Downloads into a local copy
-(`--local-copy`) show progress bars.
+The global options override the environment like `configure(...)` and may come before or after
+the command. Downloads into a local copy (`--local-copy`) show progress bars. An expected failure
+prints one line (what failed, why, what to do) and exits with 2; `--verbose` adds the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Sequence
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -20,28 +23,34 @@ from biodata_cache_client.reader import CacheReadError, TableNotFoundError, curr
 from biodata_cache_client.sql import query
 from biodata_cache_client.tables import cache_info, get_cache_registry
 
-USER_ERRORS = (TableNotFoundError, CacheReadError, ValueError, PermissionError)
+EXPECTED_ERRORS = (TableNotFoundError, CacheReadError, ValueError, OSError, duckdb.Error)
+ERROR_EXIT_CODE = 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    configure(
-        backend=args.backend,
-        root=args.root,
-        version=args.cache_version,
-        local_copy=args.local_copy,
-        offline=args.offline or None,
-    )
     try:
+        configure(
+            backend=args.backend,
+            root=args.root,
+            version=args.cache_version,
+            local_copy=args.local_copy,
+            offline=args.offline or None,
+        )
         args.run(args)
-    except USER_ERRORS as error:
-        print(f"biodata-cache: {error}", file=sys.stderr)
-        return 1
+    except EXPECTED_ERRORS as error:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"biodata-cache {args.command}: {_one_line(error)}", file=sys.stderr)
+        return ERROR_EXIT_CODE
     return 0
 
 
 def _versions(args) -> None:
     reader = current_reader()
+    missing_root = reader.missing_root()
+    if missing_root:
+        raise TableNotFoundError(missing_root)
     selected = reader.version()
     for version in reader.versions():
         print(f"{'*' if version == selected else ' '} {version}")
@@ -51,7 +60,11 @@ def _tables(args) -> None:
     tables = get_cache_registry()["tables"]
     if not tables:
         reader = current_reader()
-        raise TableNotFoundError(f"no tables published in {reader.version()} of {reader.source.description}")
+        raise TableNotFoundError(
+            reader.missing_root()
+            or f"no tables published in {reader.version()} of {reader.source.description}; "
+            "`biodata-cache versions` lists the published versions"
+        )
     for table in tables:
         build = table.get("build", {})
         partitions = f"{build['partitions']} partitions" if table["partitioned"] and "partitions" in build else ""
@@ -80,15 +93,25 @@ def _show(args) -> None:
 def _export(args) -> None:
     spec = table_spec(args.table)
     table = _read(args.table, args.subject)
-    if args.format == "parquet":
-        pq.write_table(table, args.out, compression="zstd")
-    else:
-        to_frame(table, spec).to_csv(args.out, index=False)
+    try:
+        if args.format == "parquet":
+            pq.write_table(table, args.out, compression="zstd")
+        else:
+            to_frame(table, spec).to_csv(args.out, index=False)
+    except OSError as error:
+        raise OSError(f"could not write {args.out} ({error}); give an --out in a folder you can write to") from error
     print(f"wrote {table.num_rows} rows of {args.table} to {args.out}")
 
 
 def _sql(args) -> None:
-    print(query(args.statement).to_string(index=False))
+    try:
+        rows = query(args.statement)
+    except duckdb.Error as error:
+        raise ValueError(
+            f"DuckDB could not run the statement ({_one_line(error)}); fix it: each table is a view named like "
+            "the table (`biodata-cache tables`), custom tables are custom.<name>"
+        ) from error
+    print(rows.to_string(index=False))
 
 
 def _read(name: str, subject: str | None) -> pa.Table:
@@ -104,34 +127,55 @@ def _read(name: str, subject: str | None) -> pa.Table:
     return reader.read(spec, where=pc.field("subject_id") == subject)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="biodata-cache", description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", help="S3, LOCAL or MEMORY (BIODATA_CACHE_BACKEND)")
-    parser.add_argument("--root", help="cache root: folder or s3://bucket/prefix (BIODATA_CACHE_ROOT)")
-    parser.add_argument("--cache-version", help="version folder to read, e.g. bdc-v0.1 (BIODATA_CACHE_VERSION)")
-    parser.add_argument("--local-copy", help="keep objects read from S3 in this folder (BIODATA_CACHE_LOCAL_COPY)")
-    parser.add_argument("--offline", action="store_true", help="read only the local copy")
-    commands = parser.add_subparsers(dest="command", required=True)
+def _one_line(error: BaseException) -> str:
+    """The error's message on one line (DuckDB's caret lines under the statement dropped)."""
+    return " ".join(line.strip() for line in str(error).splitlines() if line.strip(" ^"))
 
-    commands.add_parser("versions", help="published version folders (* = the one read)").set_defaults(run=_versions)
-    commands.add_parser("tables", help="tables of the version with rows and partitions").set_defaults(run=_tables)
-    info = commands.add_parser("info", help="description, build manifest and columns of a table")
+
+def _global_options(suppress: bool) -> argparse.ArgumentParser:
+    """The options every command takes; after the command (`suppress`) only given ones are set."""
+    options = argparse.ArgumentParser(add_help=False)
+    unset = {"default": argparse.SUPPRESS} if suppress else {}
+    options.add_argument("--backend", **unset, help="S3, LOCAL or MEMORY (BIODATA_CACHE_BACKEND)")
+    options.add_argument("--root", **unset, help="cache root: folder or s3://bucket/prefix (BIODATA_CACHE_ROOT)")
+    options.add_argument(
+        "--cache-version", **unset, help="version folder to read, e.g. bdc-v0.1 (BIODATA_CACHE_VERSION)"
+    )
+    options.add_argument(
+        "--local-copy", **unset, help="keep objects read from S3 in this folder (BIODATA_CACHE_LOCAL_COPY)"
+    )
+    options.add_argument("--offline", action="store_true", **unset, help="read only the local copy")
+    options.add_argument("--verbose", action="store_true", **unset, help="print the traceback of a failure")
+    return options
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="biodata-cache", description=__doc__.splitlines()[0], parents=[_global_options(suppress=False)]
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    after_command = [_global_options(suppress=True)]
+
+    def command(name: str, summary: str, run) -> argparse.ArgumentParser:
+        subparser = commands.add_parser(name, help=summary, parents=after_command)
+        subparser.set_defaults(run=run)
+        return subparser
+
+    command("versions", "published version folders (* = the one read)", _versions)
+    command("tables", "tables of the version with rows and partitions", _tables)
+    info = command("info", "description, build manifest and columns of a table", _info)
     info.add_argument("table")
-    info.set_defaults(run=_info)
-    show = commands.add_parser("show", help="print the first rows of a table")
+    show = command("show", "print the first rows of a table", _show)
     show.add_argument("table")
     show.add_argument("--subject", help="only this subject's rows")
     show.add_argument("--limit", type=int, default=20, help="rows to print (default 20)")
-    show.set_defaults(run=_show)
-    export = commands.add_parser("export", help="write a table to a CSV or parquet file")
+    export = command("export", "write a table to a CSV or parquet file", _export)
     export.add_argument("table")
     export.add_argument("--format", choices=["csv", "parquet"], required=True)
     export.add_argument("--out", required=True, help="file to write")
     export.add_argument("--subject", help="only this subject's rows")
-    export.set_defaults(run=_export)
-    sql = commands.add_parser("sql", help="run DuckDB SQL over the tables (each a view named like the table)")
+    sql = command("sql", "run DuckDB SQL over the tables (each a view named like the table)", _sql)
     sql.add_argument("statement")
-    sql.set_defaults(run=_sql)
     return parser
 
 

@@ -4,6 +4,10 @@ Names must match `[A-Za-z0-9_-]{1,128}`, so a user table can never leave its fol
 folder is its own namespace (a built table is never overwritten). Writes go through the
 pipeline's `CacheStore` with its deterministic parquet writer, atomically for readers. A local
 or memory root is written directly; an S3 root needs AWS credentials (reads never do).
+
+The frame is stored with its index: a RangeIndex as metadata, any other index (a MultiIndex too)
+as columns, so `custom(name)` gives the same frame back and `query()` sees the index levels as
+columns of the view `custom.<name>`.
 """
 
 from __future__ import annotations
@@ -36,4 +40,23 @@ def custom(name: str, df: pd.DataFrame | None = None) -> pd.DataFrame | None:
             "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE (e.g. after `aws sso login`)"
         )
     store = CacheStore(settings.root, version=reader.version())
-    store.write_custom(name, pa.Table.from_pandas(df, preserve_index=False))
+    store.write_custom(name, _arrow_table(name, df))
+
+
+def _arrow_table(name: str, df: pd.DataFrame) -> pa.Table:
+    """The frame with its index as Arrow; a column Arrow cannot hold is named with its type."""
+    try:
+        return pa.Table.from_pandas(df, preserve_index=None)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as error:
+        for column, values in df.items():
+            try:
+                pa.array(values, from_pandas=True)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as column_error:
+                raise TypeError(
+                    f"custom table {name}: column {column!r} of type {values.dtype} cannot be stored "
+                    f"({column_error}); convert it first, e.g. complex numbers to two float columns "
+                    "(.real, .imag) or mixed objects with .astype(str)"
+                ) from error
+        raise TypeError(
+            f"custom table {name}: the frame cannot be stored ({error}); convert its index or columns first"
+        ) from error

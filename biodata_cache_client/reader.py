@@ -5,7 +5,8 @@ A table is read with the pipeline's declaration (`TABLES`): partition columns as
 version upgraded on read. "Absent" and "empty" are different answers: a missing table raises
 `TableNotFoundError` (naming the table, the version folder and the root), a zero-row table gives
 a typed empty table, and any read failure (network, permissions, corrupt object) raises
-`CacheReadError`; nothing is ever turned into an empty result.
+`CacheReadError`; nothing is ever turned into an empty result. A local root that does not
+exist (a relative root read from another folder) is named as such, with how to set it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from botocore.exceptions import BotoCoreError, ClientError
 
-from biodata_cache_client.config import Settings, current_settings
+from biodata_cache_client.config import ROOT_ENV, Settings, current_settings
 from biodata_cache_client.frames import matches_declaration, read_schema, upgrade
 from biodata_cache_client.sources import open_source
 from biodata_cache_pipeline.storage import (
@@ -176,8 +177,24 @@ class CacheReader:
                 )
             return pa.concat_tables([self._upgraded_file(spec, filesystem, path) for path in paths])
 
-    def read_custom(self, name: str) -> pa.Table:
-        version = self.version()
+    def custom_tables(self, version: str | None = None) -> list[str]:
+        """Names of the custom tables of the version folder, sorted."""
+        folder = f"{version or self.version()}/{CUSTOM_FOLDER}"
+        files = [relative.removeprefix(f"{folder}/") for relative in self.source.list_files(folder)]
+        return [file.removesuffix(".pqt") for file in files if file.endswith(".pqt") and "/" not in file]
+
+    def missing_root(self) -> str | None:
+        """Why the root cannot hold the cache when it is a local folder that does not exist, else None."""
+        root = self.settings.root
+        if "://" in root or os.path.isdir(root):
+            return None
+        return (
+            f"cache root {root} does not exist; set {ROOT_ENV} (or configure(root=...), or --root) to the "
+            "absolute path of the cache folder, e.g. the .biodata-cache folder that `make run` wrote"
+        )
+
+    def read_custom(self, name: str, version: str | None = None) -> pa.Table:
+        version = version or self.version()
         relative = custom_relative_path(version, name)
         with self._reading(f"custom/{name}", version):
             if not self.source.is_file(relative):
@@ -253,6 +270,9 @@ class CacheReader:
             raise CacheReadError(f"{self.source.uri(relative)} is not valid JSON: {error}") from error
 
     def _missing(self, what: str, version: str) -> TableNotFoundError:
+        missing_root = self.missing_root()
+        if missing_root:
+            return TableNotFoundError(f"table {what} not found: {missing_root}")
         published = self.versions()
         unlisted = "" if version in published else f" ({version} is not listed in {VERSIONS_FILE}: {published})"
         return TableNotFoundError(
@@ -286,14 +306,36 @@ def check_columns(spec: TableSpec, columns: list[str] | None) -> None:
 
 
 def filter_expression(spec: TableSpec, filters) -> pc.Expression | None:
-    """`[(column, op, value), ...]` (AND; a list of such lists is OR) as a pushed-down expression."""
+    """`(column, op, value)`, a list of them (AND) or a list of such lists (OR), pushed down."""
     if filters is None or isinstance(filters, pc.Expression):
         return filters
+    if not isinstance(filters, (list, tuple)):
+        raise _filter_shape_error(spec, filters)
     if not filters:
         return None
-    clauses = filters if isinstance(filters[0], list) else [filters]
-    check_columns(spec, [clause[0] for conjunction in clauses for clause in conjunction])
-    return pq.filters_to_expression(filters)
+    if _is_clause(filters):
+        filters = [filters]
+    disjunction = [filters] if _is_conjunction(filters) else filters
+    if not all(_is_conjunction(conjunction) for conjunction in disjunction):
+        raise _filter_shape_error(spec, filters)
+    check_columns(spec, [clause[0] for conjunction in disjunction for clause in conjunction])
+    return pq.filters_to_expression([[tuple(clause) for clause in conjunction] for conjunction in disjunction])
+
+
+def _is_clause(value) -> bool:
+    """Whether `value` is one `(column, op, value)` filter."""
+    return isinstance(value, (list, tuple)) and len(value) == 3 and isinstance(value[0], str)
+
+
+def _is_conjunction(value) -> bool:
+    return isinstance(value, (list, tuple)) and len(value) > 0 and all(_is_clause(clause) for clause in value)
+
+
+def _filter_shape_error(spec: TableSpec, filters) -> ValueError:
+    return ValueError(
+        f"table {spec.name}: filters {filters!r} are not (column, op, value), a list of them (AND) or a list "
+        """of such lists (OR); e.g. filters=[("data_level", "=", "raw")]"""
+    )
 
 
 def custom_relative_path(version: str, name: str) -> str:

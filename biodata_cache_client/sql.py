@@ -1,10 +1,11 @@
 """`query(sql)`: DuckDB SQL over the tables of the selected version folder.
 
-Each cache table is visible as a view named like the table. Only the tables whose names appear
-in the statement are opened: each is registered as a pyarrow dataset (partition columns as
+Each cache table is visible as a view named like the table, and each custom table as the view
+`custom.<name>` (quoted when the name has a `-`: `custom."my-table"`). Only the tables whose names
+appear in the statement are opened: each is registered as a pyarrow dataset (partition columns as
 strings, filters and projections pushed down to the parquet scan), or as the upgraded table for
 an older version folder, so local folders, the memory store, S3 and the local copy all work the
-same way.
+same way. A table that does not exist raises `TableNotFoundError` listing the tables there are.
 """
 
 from __future__ import annotations
@@ -14,24 +15,63 @@ import re
 import duckdb
 import pandas as pd
 
-from biodata_cache_client.reader import current_reader
+from biodata_cache_client.reader import CacheReader, TableNotFoundError, current_reader
+from biodata_cache_pipeline.storage import CUSTOM_FOLDER
 from biodata_cache_pipeline.tables import TABLES
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+CUSTOM_REFERENCE = re.compile(rf'\b{CUSTOM_FOLDER}\s*\.\s*(?:"([^"]+)"|([A-Za-z0-9_]+))', re.IGNORECASE)
+MISSING_TABLE = re.compile(r'Table with name "?([^"\s]+?)"? does not exist')
 
 
 def query(sql: str) -> pd.DataFrame:
     """The rows of one SQL statement as a DataFrame."""
     reader = current_reader()
     words = {word.lower() for word in IDENTIFIER.findall(sql)}
+    tables = [name for name in TABLES if name in words]
+    custom_names = {quoted or plain for quoted, plain in CUSTOM_REFERENCE.findall(sql)}
+    version = reader.version() if tables or custom_names else None
     connection = duckdb.connect()
     try:
-        for name in TABLES:
-            if name in words:
-                connection.register(name, reader.scan(TABLES[name]))
-        result = connection.sql(sql)
+        for name in tables:
+            connection.register(name, reader.scan(TABLES[name], version=version))
+        _register_custom_tables(connection, reader, version, custom_names)
+        try:
+            result = connection.sql(sql)
+        except duckdb.CatalogException as error:
+            missing = MISSING_TABLE.search(str(error))
+            if missing is None:
+                raise
+            raise _table_not_found(reader, missing[1], custom_names) from error
         if result is None:
             raise ValueError(f"query() returns rows; this statement returns none: {sql!r}")
         return result.df()
     finally:
         connection.close()
+
+
+def _register_custom_tables(
+    connection: duckdb.DuckDBPyConnection, reader: CacheReader, version: str | None, names: set[str]
+) -> None:
+    """The schema `custom`, with a view of each custom table named in the statement that exists."""
+    connection.execute(f"create schema {CUSTOM_FOLDER}")
+    if not names:
+        return
+    for name in sorted(names & set(reader.custom_tables(version))):
+        hidden = f"_{CUSTOM_FOLDER}_{name}"
+        connection.register(hidden, reader.read_custom(name, version))
+        connection.execute(f'create view {CUSTOM_FOLDER}."{name}" as select * from "{hidden}"')
+
+
+def _table_not_found(reader: CacheReader, name: str, custom_names: set[str]) -> TableNotFoundError:
+    """The error for a table DuckDB did not find, listing the cache's tables and custom tables."""
+    table = f"{CUSTOM_FOLDER}.{name}" if name in custom_names else name
+    missing_root = reader.missing_root()
+    if missing_root:
+        return TableNotFoundError(f"table {table} not found: {missing_root}")
+    version = reader.version()
+    custom = [f"{CUSTOM_FOLDER}.{custom_table}" for custom_table in reader.custom_tables(version)]
+    return TableNotFoundError(
+        f"table {table} not found in version folder {version} of cache root {reader.source.description}; "
+        f"query the tables {', '.join(TABLES)} or the custom tables: {', '.join(custom) or 'none'}"
+    )

@@ -2,11 +2,13 @@
 
 Every function reads the version folder selected by the configuration (see `config`) and returns
 typed results (see `frames`). `columns=` selects columns and `filters=` takes pyarrow-style
-tuples, e.g. `[("data_level", "=", "raw"), ("subject_id", "in", ["1", "2"])]`; both are pushed
-down to the parquet scan.
+tuples, e.g. `[("data_level", "=", "raw"), ("subject_id", "in", ["1", "2"])]` (one tuple alone
+is one filter; a list of such lists is OR); both are pushed down to the parquet scan.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import pandas as pd
 import pyarrow as pa
@@ -45,12 +47,14 @@ def source_data(columns: list[str] | None = None, filters=None) -> pd.DataFrame:
 
 
 def quality_control(
-    subject_id: str | list[str] | None,
+    subject_id: str | int | list[str | int] | None,
     asset_names: str | list[str] | None = None,
     columns: list[str] | None = None,
     filters=None,
 ) -> pd.DataFrame:
     """QC metrics of one subject or a list of subjects (None: every subject), read per partition.
+
+    Subject ids are strings (`"600015"`); ints are accepted and read as their digits.
 
     `asset_names` keeps the metrics of those assets only. A subject without a partition gives no
     rows and a warning.
@@ -144,7 +148,8 @@ def _values(table: str, column: str) -> list[str]:
 
 
 def _as_list(value) -> list:
-    return [value] if isinstance(value, str) else list(value)
+    """One value (a string, or a number such as an int subject id) or an iterable of them, as a list."""
+    return list(value) if isinstance(value, Iterable) and not isinstance(value, (str, bytes)) else [value]
 
 
 def _and(left: pc.Expression | None, right: pc.Expression) -> pc.Expression:

@@ -26,8 +26,8 @@ def cli(client_local_cache, capsys):
     main = script.load()
     bdc.configure(root=client_local_cache)  # for the library calls that check the output
 
-    def run(*args: str, root: str = client_local_cache) -> tuple[int, str, str]:
-        code = main(["--root", root, *args])
+    def run(*args: str, root: str | None = client_local_cache) -> tuple[int, str, str]:
+        code = main(["--root", root, *args] if root else list(args))
         captured = capsys.readouterr()
         return code, captured.out, captured.err
 
@@ -91,13 +91,58 @@ def test_sql(cli):
 
 
 def test_errors_exit_nonzero_with_a_message(cli, tmp_path):
+    (tmp_path / "empty").mkdir()
     code, _, err = cli("show", "asset_basics", root=str(tmp_path / "empty"))
-    assert code == 1
+    assert code == 2
     assert f"table asset_basics not found in version folder {VERSION}" in err and "get_cache_versions()" in err
     code, _, err = cli("show", "platform_fib", "--subject", "1")
-    assert code == 1 and "table platform_fib has no subject_id column" in err
+    assert code == 2 and "table platform_fib has no subject_id column" in err
     code, _, err = cli("info", "nope")
-    assert code == 1 and "unknown table 'nope'" in err
+    assert code == 2 and "unknown table 'nope'" in err
+
+
+def test_global_options_after_the_command(cli, client_local_cache, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    before = cli("--backend", "LOCAL", "--root", client_local_cache, "tables", root=None)
+    assert before[0] == 0 and before[1]
+    assert cli("tables", "--backend", "LOCAL", "--root", client_local_cache, root=None) == before
+    code, out, _ = cli("sql", "select count(*) n from platform_qc", "--backend", "LOCAL", "--root", client_local_cache,
+                       root=None)
+    assert code == 0 and out.split() == ["n", str(len(bdc.platform_qc()))]
+    code, _, err = cli("tables", "--backend", "LOCAL", root=None)  # the default root, relative to this folder
+    assert code == 2 and f"cache root {tmp_path}/.biodata-cache does not exist; set BIODATA_CACHE_ROOT" in err
+
+
+SQL_ADVICE = (
+    "fix it: each table is a view named like the table (`biodata-cache tables`), custom tables are custom.<name>"
+)
+OUT_ADVICE = "give an --out in a folder you can write to"
+
+
+@pytest.mark.parametrize(
+    ("args", "beginning", "advice"),
+    [
+        (["sql", "selec 1"], 'sql: DuckDB could not run the statement (Parser Error: syntax error at or near "selec"',
+         SQL_ADVICE),
+        (["sql", "select nope from asset_basics"],
+         'sql: DuckDB could not run the statement (Binder Error: Referenced column "nope" not found', SQL_ADVICE),
+        (["sql", "select * from nope"], f"sql: table nope not found in version folder {VERSION}",
+         "query the tables unique_project_names, "),
+        (["export", "asset_basics", "--format", "csv", "--out", "{tmp}/no/such/folder/a.csv"],
+         "export: could not write {tmp}/no/such/folder/a.csv (", OUT_ADVICE),
+        (["export", "asset_basics", "--format", "parquet", "--out", "{tmp}"], "export: could not write {tmp} (",
+         OUT_ADVICE),
+        (["--backend", "ftp", "versions"], "versions: cache backend 'FTP' is not one of S3, LOCAL, MEMORY", ""),
+    ],
+)
+def test_expected_errors_are_one_line_and_exit_2(cli, tmp_path, args, beginning, advice):
+    args = [arg.format(tmp=tmp_path) for arg in args]
+    code, out, err = cli(*args)
+    assert (code, out) == (2, "")
+    assert err.startswith(f"biodata-cache {beginning.format(tmp=tmp_path)}") and advice in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    code, _, err = cli(*args, "--verbose")
+    assert code == 2 and err.startswith("Traceback") and err.splitlines()[-1].startswith("biodata-cache ")
 
 
 def test_local_copy_downloads_show_progress(client_s3_cache, aws_env, cli, tmp_path):
