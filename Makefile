@@ -13,7 +13,7 @@ export DAGSTER_HOME := $(CURDIR)/.dagster_home
 export BIODATA_SAMPLE_ROOT := $(abspath $(SAMPLE_ROOT))
 export BIODATA_CACHE_ROOT := $(abspath $(CACHE_ROOT))
 
-.PHONY: venv run sample test dev clean bench
+.PHONY: venv home run sample test dev clean bench
 
 venv: $(INSTALLED)
 
@@ -22,6 +22,10 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[pipeline,postgres,test]'
 	touch $@
+
+# The Dagster instance folder, with the project's dagster.yaml linked in: `make home` before
+# running Dagster commands by hand with DAGSTER_HOME=$PWD/.dagster_home.
+home: $(DAGSTER_HOME)/dagster.yaml
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
@@ -36,8 +40,9 @@ sample: venv
 	$(BIN)/biodata-cache-sample --assets $(ASSETS) --seed $(SEED) --out $(SAMPLE_ROOT)
 	touch $(SAMPLE_ROOT)/.complete
 
+# FORCE_PUBLISH=1 publishes what the publish guard refuses (e.g. after making the sample smaller).
 run: venv $(DAGSTER_HOME)/dagster.yaml $(SAMPLE_ROOT)/.complete
-	$(BIN)/biodata-cache-pipeline materialize
+	$(BIN)/biodata-cache-pipeline materialize $(if $(FORCE_PUBLISH),--force-publish)
 
 # tests/test_daemon.py also runs the Dagster daemon on Postgres: install a server if there is none.
 test: venv
@@ -50,8 +55,11 @@ bench: venv
 	$(BIN)/python benchmarks/run.py --scratch $(BENCH_DIR) $(if $(QUICK),--quick)
 	$(if $(QUICK),,$(BIN)/python benchmarks/run.py full qc --assets 100000 --runs 1 --stock-event-log --scratch $(BENCH_DIR))
 
+# Started from DAGSTER_HOME, where dagster.yaml is linked: from the project folder, `dagster dev`
+# would warn that the project's dagster.yaml "will not be used", which is not so.
+DEV_PORT ?= 3000
 dev: venv $(DAGSTER_HOME)/dagster.yaml $(SAMPLE_ROOT)/.complete
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1
+	cd $(DAGSTER_HOME) && $(CURDIR)/$(BIN)/dagster dev -w $(CURDIR)/workspace.yaml -h 127.0.0.1 -p $(DEV_PORT)
 
 clean:
 	rm -rf $(SAMPLE_ROOT) $(CACHE_ROOT) $(DAGSTER_HOME)

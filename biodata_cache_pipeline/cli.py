@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from dagster import DagsterInstance, Definitions, ExecuteInProcessResult
 
+from biodata_cache_pipeline.assets.snapshot import WARNINGS_METADATA_KEY
 from biodata_cache_pipeline.automation import (
     NIGHTLY_TABLES,
     apply_partition_requests,
@@ -43,6 +44,8 @@ from biodata_cache_pipeline.tables.quality_control import QUALITY_CONTROL
 # Dagster's console logger would print each failure's whole error: the CLI prints one line instead.
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 REJECTED_SHOWN = 10
+REASONS_SHOWN = 2
+SHOWN_LENGTH = 200  # characters of one reason or subject id
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,8 @@ class BuildOutcome:
     registry: dict
     failures: list[StepFailure] = field(default_factory=list)
     not_built: list[str] = field(default_factory=list)  # skipped because something they read failed
+    skipped_records: dict[str, tuple[int, list[str]]] = field(default_factory=dict)  # table -> count, reasons
+    warnings: list[str] = field(default_factory=list)
 
 
 def _reason(error) -> str:
@@ -81,7 +86,16 @@ def _outcome(result: ExecuteInProcessResult, tables: Sequence[str], outcome: Bui
             error = event.event_specific_data.error  # a failure outside any step (e.g. a resource)
             outcome.failures.append(StepFailure(result.job_def.name, _reason(error), error.to_string()))
             failed.add(result.job_def.name)
-    built = {event.asset_key.path[-1] for event in result.get_asset_materialization_events()}
+    built = set()
+    for event in result.get_asset_materialization_events():
+        table = event.asset_key.path[-1]
+        built.add(table)
+        metadata = {k: getattr(v, "value", v) for k, v in event.step_materialization_data.materialization.metadata.items()}
+        if metadata.get("skipped_records"):
+            reasons = [line.removeprefix("- ") for line in str(metadata.get("skipped_reasons", "")).splitlines()]
+            outcome.skipped_records[table] = (metadata["skipped_records"], reasons)
+        if metadata.get(WARNINGS_METADATA_KEY, "none") != "none" and metadata[WARNINGS_METADATA_KEY] not in outcome.warnings:
+            outcome.warnings.append(metadata[WARNINGS_METADATA_KEY])
     outcome.not_built += [table for table in tables if table not in built and table not in failed]
 
 
@@ -120,7 +134,7 @@ def materialize_all(
         plan = refresh.plan
         say(f"[2/2] building quality_control: {plan.summary()}")
         for key, reason in sorted(plan.rejected.items())[:REJECTED_SHOWN]:
-            say(f"      rejected subject id {key!r}: {reason}")
+            say(f"      rejected subject id {_cut(repr(key))}: {reason}")
         if plan.run_range is not None:
             tags = partition_range_tags(*plan.run_range)
             _run(instance, defs, subject_quality_control.name, [QUALITY_CONTROL.name], tags, run_config, outcome)
@@ -135,6 +149,21 @@ def print_summary(registry: dict, store: CacheStore) -> None:
         build = table.get("build", {})
         partitions = f", {build['partitions']} partitions" if table["partitioned"] else ""
         print(f"  {table['name']:<22} {build.get('row_count', '?'):>8} rows{partitions}")
+
+
+def _cut(text: str, length: int = SHOWN_LENGTH) -> str:
+    return text if len(text) <= length else f"{text[:length]}… ({len(text)} characters)"
+
+
+def print_notes(outcome: BuildOutcome) -> None:
+    """Warnings, and the records each table read with problems (their bad fields are left empty)."""
+    for warning in outcome.warnings:
+        print(f"warning: {_cut(warning, 4 * SHOWN_LENGTH)}", file=sys.stderr)
+    if outcome.skipped_records:
+        print("records with problems (their bad fields are empty in the tables):", file=sys.stderr)
+    for table, (count, reasons) in outcome.skipped_records.items():
+        shown = "; ".join(_cut(reason) for reason in reasons[:REASONS_SHOWN])
+        print(f"  {table}: {count}" + (f", e.g. {shown}" if shown else ""), file=sys.stderr)
 
 
 def print_failures(outcome: BuildOutcome, verbose: bool = False) -> None:
@@ -172,6 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral() as instance:
             outcome = materialize_all(instance, changed_only=args.changed_only, force_publish=args.force_publish)
         print_summary(outcome.registry, store)
+        print_notes(outcome)
         print_failures(outcome, verbose=args.verbose)
         return 1 if outcome.failures else 0
     print_summary(store.read_registry(), store)

@@ -156,7 +156,8 @@ class CacheIOManager(ConfigurableIOManager):
             return
         raise PublishRefused(
             f"refusing to publish {refusal}. The published table at {store.table_location(spec)} is unchanged. "
-            f"If the drop is expected, run again with `biodata-cache-pipeline materialize --force-publish`, or "
+            f"If the drop is expected, run again with `biodata-cache-pipeline materialize --force-publish` "
+            f"(`make run FORCE_PUBLISH=1`), or "
             f"launch with the run config {json.dumps(self.force_publish_run_config())}."
         )
 

@@ -15,7 +15,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from biodata_cache_pipeline.sources import RecordSource, docdb
-from biodata_cache_pipeline.sources.local_folder import LocalFolderSource
+from biodata_cache_pipeline.sources.local_folder import LocalFolderRecords, LocalFolderSource
 from biodata_cache_pipeline.sources.open_data import OpenDataStore
 from biodata_cache_pipeline.storage import filesystem_for
 from biodata_cache_pipeline.tables import RECORD_FIELDS
@@ -31,14 +31,38 @@ class RecordsResource(ConfigurableResource):
     @abstractmethod
     def source(self) -> RecordSource: ...
 
+    def warnings(self) -> list[str]:
+        """What the source holds that is not read as records, worth a warning (none by default)."""
+        return []
+
 
 class LocalRecordsResource(RecordsResource):
     """Metadata records read from a folder of data-asset folders (the embedded default)."""
 
     root: str = Field(description="Folder (or s3:// prefix) holding one folder per data asset.")
+    allow_no_records: bool = Field(
+        default=False,
+        description="Build an empty cache when no sub-folder is named like an asset folder; by default that fails.",
+    )
 
     def source(self) -> RecordSource:
+        """The folder's records; an error when it has sub-folders but none is an asset folder."""
+        folders = LocalFolderRecords(self.root)
+        if not self.allow_no_records and not folders.asset_folders() and folders.other_folders():
+            raise RuntimeError(f"no records in {self.root}: {self._ignored(folders.other_folders())}")
         return LocalFolderSource(self.root)
+
+    def warnings(self) -> list[str]:
+        ignored = LocalFolderRecords(self.root).other_folders()
+        return [f"records folder {self.root}: {self._ignored(ignored)}"] if ignored else []
+
+    @staticmethod
+    def _ignored(folders: list[str]) -> str:
+        examples = ", ".join(repr(name) for name in folders[:2])
+        return (
+            f"{len(folders)} sub-folders ignored (e.g. {examples}): an asset folder is named "
+            f"<label>_<YYYY-MM-DD_HH-MM-SS> and holds metadata.nd.json or the core JSON files"
+        )
 
 
 class DocDbRecordsResource(RecordsResource):

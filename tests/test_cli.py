@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance
 
+from handmade_corpus import asset_name, write_corpus, write_record
+
 from biodata_cache_pipeline.sample_corpus import generate_corpus
 from biodata_cache_pipeline.storage import CacheStore
 from biodata_cache_pipeline.tables import TABLES
@@ -78,3 +80,37 @@ def test_runs_are_the_named_jobs_of_the_schedule_and_the_sensor(corpus, tmp_path
     with DagsterInstance.get() as instance:
         jobs = [run.job_name for run in instance.get_runs()]
     assert sorted(jobs) == ["nightly_tables", "subject_quality_control"]
+
+
+def test_folders_not_named_like_asset_folders_are_a_warning_or_with_no_records_an_error(tmp_path):
+    named_by_id = tmp_path / "by_id"
+    for n in range(3):
+        write_record(named_by_id / f"id{n}", "", "7")  # `<root>/id<n>/metadata.nd.json`: no asset folder name
+    done = materialize(named_by_id, tmp_path / "cache", tmp_path / "home")
+    assert done.returncode == 1
+    failed = [line for line in done.stderr.splitlines() if line.startswith("failed:")]
+    assert f"failed: record_snapshot: no records in {named_by_id}: 3 sub-folders ignored (e.g. 'id0', 'id1'): " \
+           "an asset folder is named <label>_<YYYY-MM-DD_HH-MM-SS> and holds metadata.nd.json or the core JSON " \
+           "files" in failed, done.stderr
+
+    mixed = tmp_path / "mixed"
+    write_corpus(mixed, ["1", "2"])
+    write_record(mixed / "id0", "", "7")
+    done = materialize(mixed, tmp_path / "cache2", tmp_path / "home2")
+    assert done.returncode == 0, done.stderr
+    assert f"warning: records folder {mixed}: 1 sub-folders ignored (e.g. 'id0')" in done.stderr
+
+
+def test_records_with_problems_and_rejected_subjects_are_printed_cut(tmp_path):
+    samples = tmp_path / "samples"
+    write_corpus(samples, ["1", "2"])
+    write_record(samples, asset_name("3", 0), "x" * 1_000_000)  # a 1 MB subject id: rejected as a partition key
+    (samples / asset_name("4", 0)).mkdir()
+    (samples / asset_name("4", 0) / "metadata.nd.json").write_text("null")
+    done = materialize(samples, tmp_path / "cache", tmp_path / "home")
+    assert done.returncode == 0, done.stderr
+    assert "records with problems" in done.stderr
+    assert f"  record_snapshot: 1, e.g. {asset_name('4', 0)}" in done.stderr  # the `null` record
+    rejected = next(line for line in done.stdout.splitlines() if "rejected subject id" in line)
+    assert "(1000002 characters)" in rejected and len(rejected) < 400
+    assert len(done.stdout) + len(done.stderr) < 10_000

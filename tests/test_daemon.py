@@ -265,3 +265,19 @@ def test_the_postgres_instance_file_differs_only_in_storage():
     assert sqlite.pop("event_log_storage")["module"] == "biodata_cache_pipeline.event_log"
     assert postgres.pop("storage") == {"postgres": {"postgres_url": {"env": "DAGSTER_POSTGRES_URL"}}}
     assert postgres == sqlite
+
+
+def test_make_dev_serves_the_ui_with_the_projects_instance_and_no_false_warning(tmp_path, corpus):
+    """`make dev` as the README gives it: the UI answers, on the instance of the project's dagster.yaml
+    (its event log storage), and the log does not claim that dagster.yaml "will not be used"."""
+    (corpus / ".complete").touch()
+    port, home, log = free_port(), tmp_path / "home", tmp_path / "dev.log"
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME" and not k.startswith("BIODATA_")}
+    command = ["make", "dev", f"DAGSTER_HOME={home}", f"SAMPLE_ROOT={corpus}", f"CACHE_ROOT={tmp_path / 'cache'}",
+               f"DEV_PORT={port}"]
+    with started(command, env, log):
+        gql = GraphQL(port)
+        wait_for("the UI of make dev", lambda: gql.ready(), timeout=120, logs=tmp_path)
+        instance = gql("{ instance { info } }")["instance"]["info"]
+        assert "PooledSqliteEventLogStorage" in instance, instance
+    assert "will not be used" not in log.read_text()

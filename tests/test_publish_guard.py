@@ -1,6 +1,7 @@
 """The publish guard: a build that loses too many rows fails and leaves the published table alone."""
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import duckdb
@@ -17,6 +18,8 @@ from biodata_cache_pipeline.sample_corpus import generate_corpus
 from biodata_cache_pipeline.sources.local_folder import is_asset_folder_name
 from biodata_cache_pipeline.storage import CacheStore
 from biodata_cache_pipeline.version import version_folder
+
+PROJECT = Path(__file__).resolve().parents[1]
 
 VERSION = version_folder()
 
@@ -87,7 +90,7 @@ def test_a_gutted_build_fails_and_the_published_table_stays_readable(built):
 
     assert "refusing to publish asset_basics: the build has " in message
     assert f"fewer than the {published_rows} published" in message
-    assert "--force-publish" in message and "force_publish" in message
+    assert "--force-publish" in message and "force_publish" in message and "make run FORCE_PUBLISH=1" in message
     assert (version / "asset_basics.pqt").read_bytes() == published
     assert (version / "cache_registry" / "asset_basics.json").read_bytes() == fragment
     assert duckdb.sql(f"select count(*) from read_parquet('{version}/asset_basics.pqt')").fetchone()[0] == published_rows
@@ -114,3 +117,16 @@ def test_force_publish_replaces_the_table(built):
     assert registry["asset_basics"]["row_count"] == basics.num_rows
     subjects = {s for s in basics.column("subject_id").to_pylist() if s}
     assert {p.name.removeprefix("subject_id=") for p in (version / "qc").iterdir()} == subjects
+
+
+def test_make_run_passes_force_publish_when_asked(tmp_path):
+    """`make run FORCE_PUBLISH=1` is how a make user publishes past the guard (the message names it)."""
+    (tmp_path / ".complete").touch()  # a sample corpus already made: make plans only the build
+
+    def materialize_line(*variables: str) -> str:
+        planned = subprocess.run(["make", "-n", "run", f"SAMPLE_ROOT={tmp_path}", *variables], cwd=PROJECT,
+                                 capture_output=True, text=True, check=True).stdout
+        return next(line for line in planned.splitlines() if "biodata-cache-pipeline materialize" in line)
+
+    assert materialize_line("FORCE_PUBLISH=1").endswith("materialize --force-publish")
+    assert materialize_line().rstrip().endswith("materialize")

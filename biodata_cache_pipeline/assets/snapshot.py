@@ -10,6 +10,7 @@ from biodata_cache_pipeline.snapshot import RecordSnapshot
 from biodata_cache_pipeline.snapshot_refresh import refresh_snapshot
 
 GROUP = "sources"
+WARNINGS_METADATA_KEY = "warnings"
 
 metadata_records = AssetSpec(
     "metadata_records",
@@ -34,11 +35,14 @@ metadata_records = AssetSpec(
 def record_snapshot(
     context: AssetExecutionContext, records: RecordsResource, cache_io_manager: ResourceParam[CacheIOManager]
 ) -> MaterializeResult:
+    source, warnings = records.source(), records.warnings()
+    for warning in warnings:
+        context.log.warning(warning)
     store = cache_io_manager.store()
     stored = store.open_snapshot()
     with store.snapshot_output() as output:
         previous = RecordSnapshot(stored) if stored else None
-        report = refresh_snapshot(records.source(), previous, output.path, workers=records.workers)
+        report = refresh_snapshot(source, previous, output.path, workers=records.workers)
         if report.unchanged:
             output.discard()
     context.log.info(f"record_snapshot: {report.summary()}")
@@ -55,6 +59,7 @@ def record_snapshot(
             "rewritten": not report.unchanged,
             "skipped_records": report.skipped,
             "skipped_reasons": MetadataValue.md("\n".join(f"- {r}" for r in report.skipped_reasons) or "none"),
+            WARNINGS_METADATA_KEY: "\n".join(warnings) or "none",
         }
     )
 

@@ -60,13 +60,18 @@ class LocalFolderRecords:
         self.fs, self.base = (filesystem, self.root) if filesystem else filesystem_for(self.root)
 
     def asset_folders(self) -> list[str]:
+        return sorted(name for name in self._folders() if is_asset_folder_name(name))
+
+    def other_folders(self) -> list[str]:
+        """Sub-folders that are not asset folders, private ones (`_foraging`, `.staging`) left out."""
+        return sorted(n for n in self._folders() if not is_asset_folder_name(n) and not n.startswith(("_", ".")))
+
+    def _folders(self) -> list[str]:
         try:
             infos = self.fs.get_file_info(pafs.FileSelector(self.base))
         except FileNotFoundError as error:
             raise FileNotFoundError(f"records folder {self.root} does not exist") from error
-        return sorted(
-            i.base_name for i in infos if i.type == pafs.FileType.Directory and is_asset_folder_name(i.base_name)
-        )
+        return [i.base_name for i in infos if i.type == pafs.FileType.Directory]
 
     def folder_files(self, folder: str) -> dict[str, pafs.FileInfo]:
         """The files directly inside an asset folder, by name."""
@@ -93,9 +98,10 @@ class LocalFolderRecords:
         files = self.folder_files(folder) if files is None else files
         if WHOLE_RECORD_FILE in files:
             try:
-                return self._read_json(f"{folder_path}/{WHOLE_RECORD_FILE}"), []
+                whole = self._read_json(f"{folder_path}/{WHOLE_RECORD_FILE}")
             except (OSError, ValueError) as error:
                 return None, [f"{folder}/{WHOLE_RECORD_FILE}: unreadable ({error})"]
+            return whole, [] if whole is not None else [f"{folder}/{WHOLE_RECORD_FILE}: holds null, not a record"]
         record: dict[str, Any] = {}
         problems: list[str] = []
         newest = None
