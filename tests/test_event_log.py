@@ -173,3 +173,40 @@ def test_a_partitioned_run_inspects_the_asset_key_columns_once(project_home, mon
         assert materialize([numbers], instance=instance, tags=range_tags(keys)).success
         assert instance.get_materialized_partitions(AssetKey("numbers")) == set(keys)
     assert len(asked) == 1, len(asked)  # one per materialization event without the cache
+
+
+def _recorded(instance: DagsterInstance, keys: list[str]) -> dict:
+    """What the UI and the sensor read of a partitioned run: partitions, each one's latest
+    materialization (metadata, data version tags), the asset's latest event and its indexed tags."""
+    key = AssetKey("numbers")
+    assert materialize([numbers], instance=instance, tags=range_tags(keys)).success
+    latest = instance.get_latest_storage_id_by_partition(key, DagsterEventType.ASSET_MATERIALIZATION)
+    records = {r.storage_id: r for r in instance.fetch_materializations(key, limit=1000).records}
+    asset_record = instance.get_asset_records([key])[0].asset_entry.last_materialization_record
+    return {
+        "partitions": sorted(instance.get_materialized_partitions(key)),
+        "materializations": len(records),
+        "latest": {
+            partition: (
+                {k: v.value for k, v in records[storage_id].asset_materialization.metadata.items()},
+                sorted(records[storage_id].asset_materialization.tags or {}),
+            )
+            for partition, storage_id in latest.items()
+        },
+        "asset_latest_partition": asset_record.asset_materialization.partition,
+        "indexed_tags": sorted(sorted(t) for t in instance.get_event_tags_for_asset(key)),
+    }
+
+
+def test_batched_partition_events_are_recorded_as_dagster_records_them_one_by_one(project_home, tmp_path):
+    keys = NUMBERS.get_partition_keys()
+    stock_home = tmp_path / "stock"
+    stock_home.mkdir()
+    (stock_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")  # Dagster's own SQLite storage
+    with DagsterInstance.from_config(str(stock_home)) as stock:
+        assert not isinstance(stock.event_log_storage, PooledSqliteEventLogStorage)
+        expected = [_recorded(stock, keys[:30]), _recorded(stock, keys[20:])]
+    with DagsterInstance.get() as instance:
+        assert isinstance(instance.event_log_storage, PooledSqliteEventLogStorage)
+        assert os.environ["DAGSTER_EVENT_BATCH_SIZE"] == "1000"  # Dagster hands this storage batches
+        assert [_recorded(instance, keys[:30]), _recorded(instance, keys[20:])] == expected
