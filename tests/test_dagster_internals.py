@@ -96,3 +96,13 @@ def test_add_partition_metadata_reaches_each_partition_event():
     assert {key: (m["size"].value, m["shared"].value) for key, m in events.items()} == {
         "a": (1, 1), "bb": (2, 1), "ccc": (3, 1)
     }
+
+
+def test_db_result_gives_the_inserted_primary_key(tmp_path):
+    import sqlalchemy as db
+
+    engine = internals.create_engine(f"sqlite:///{tmp_path / 'k.db'}")
+    rows = db.Table("rows", db.MetaData(), db.Column("id", db.Integer, primary_key=True), db.Column("v", db.Text))
+    rows.metadata.create_all(engine)
+    with engine.begin() as conn, internals.db_result(conn, rows.insert().values(v="x")) as result:
+        assert result.inserted_primary_key[0] == 1
