@@ -453,5 +453,10 @@ class RecordTally:
                     self.reasons.append(f"{label}: {'; '.join(record.problems[:3])}")
             yield record
 
+    def add(self, records) -> None:
+        """Count the malformed records among `records` (`track` without passing them on)."""
+        for _ in self.track(records):
+            pass
+
     def metadata(self) -> dict:
         return {"skipped_records": self.count, "skipped_reasons": "\n".join(self.reasons) or "none"}

@@ -1,8 +1,9 @@
 """The record snapshot: every normalised record of the source, one parquet row each.
 
 Every table is built from the snapshot instead of the source, reading only the columns it needs
-(`RecordSnapshot.records(columns, subjects=...)` gives `NormalizedRecord`s carrying just those
-attributes, so the table code is the same whatever the source). The snapshot is kept up to date
+(`RecordSnapshot.records(columns)` gives `NormalizedRecord`s carrying just those attributes, so
+the table code is the same whatever the source; `RecordSnapshot.table` and `rows_by` give the rows
+themselves, for tables built with Arrow compute). The snapshot is kept up to date
 incrementally by `snapshot_refresh.py`; its rows are sorted by `key` (the asset folder name, or
 the DocDB `_id`), the order the source lists records in, so a table sees records in the same order
 as a direct read of the source would give.
@@ -304,12 +305,11 @@ class RecordSnapshot:
         """`NormalizedRecord`s holding the attributes in `columns`, in key order."""
         return to_records(self.table(columns, where))
 
-    def records_by(
+    def rows_by(
         self, column: str, values: Iterable[str], columns: Sequence[str], rows: int = 2_000
-    ) -> Iterator[tuple[list[str], Iterator[NormalizedRecord]]]:
-        """The records whose `column` is one of `values`, in groups of about `rows` records that
-        never split a value: (the values in the group, their records in key order). Only one
-        group's records are Python objects at a time."""
+    ) -> Iterator[tuple[list[str], pa.Table]]:
+        """The rows whose `column` is one of `values`, in groups of about `rows` rows that never
+        split a value: (the values in the group, their rows in key order)."""
         table = self.table([*columns, column], where=(column, values))
         table = table.take(pc.sort_indices(table, [(column, "ascending"), ("key", "ascending")]))
         found = table.column(column).to_pylist()
@@ -318,5 +318,5 @@ class RecordSnapshot:
             end = min(start + rows, len(found))
             while end < len(found) and found[end] == found[end - 1]:
                 end += 1
-            yield sorted(set(found[start:end])), to_records(table.slice(start, end - start))
+            yield sorted(set(found[start:end])), table.slice(start, end - start)
             start = end

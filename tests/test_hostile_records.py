@@ -13,6 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from snapshot_rows import snapshot_rows
+
 from biodata_cache_pipeline.docdb_standin import DocDbStandIn
 from biodata_cache_pipeline.records import MAX_VALUE_DEPTH, RecordTally, normalize_record
 from biodata_cache_pipeline.sample_corpus import generate_corpus
@@ -180,7 +182,7 @@ def test_a_string_with_a_lone_surrogate_is_a_problem_and_the_tables_build(case):
     # every column and table takes the record
     to_batch([("key", None, record)])
     basics = build_asset_basics([record])
-    build_quality_control([record], {"123456"})
+    build_quality_control(snapshot_rows([record]), {"123456"})
     build_platform_qc(basics, {record.name: asset_qc(record)}, "dynamic_foraging")
 
 
@@ -262,7 +264,7 @@ def test_hostile_folders_are_skipped_and_every_other_record_and_table_is_built(t
 
     def build():
         basics = build_asset_basics(snapshot.records(ASSET_BASICS_ATTRIBUTES))
-        qc = build_quality_control(snapshot.records(QUALITY_CONTROL_ATTRIBUTES), {"123456"})
+        qc = build_quality_control(snapshot.table(QUALITY_CONTROL_ATTRIBUTES), {"123456"})
         return basics, qc
 
     basics, qc = under_a_deep_stack(build)

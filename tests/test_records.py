@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from fixture_records import FIXTURE_RECORDS, needs_fixture_records
+from snapshot_rows import snapshot_rows
+
 from biodata_cache_pipeline.records import (
     DataStream,
     NormalizedRecord,
@@ -742,7 +744,7 @@ def test_tables_survive_malformed_records(tmp_path):
     assert basics.num_rows == sum(1 for r in records if is_usable(r))
     source = build_source_data(records)
     subjects = sorted({r.subject_id for r in records if r.subject_id is not None})
-    build_quality_control(records, subjects)
+    build_quality_control(snapshot_rows(records), subjects)
     qc_by_name = {r.name: asset_qc(r) for r in records if r.name is not None and r.has_qc}
     for platform in ("spim", "fib", "vr", "dynamic_foraging", "slap2"):
         build_platform_qc(basics, qc_by_name, platform)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,6 +20,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from fixture_records import FIXTURE_RECORDS, needs_fixture_records
+from snapshot_rows import snapshot_rows
+
 from biodata_cache_pipeline.records import normalize_record
 from biodata_cache_pipeline.sources.open_data import OpenDataStore
 from biodata_cache_pipeline.tables import TABLES
@@ -475,8 +476,8 @@ def test_asset_basics_deterministic():
 def test_quality_control_deterministic():
     records = _all_records()
     subjects = sorted({r.subject_id for r in records})
-    first = build_quality_control(records, subjects)
-    second = build_quality_control(list(reversed(_all_records())), list(reversed(subjects)))
+    first = build_quality_control(snapshot_rows(records), subjects)
+    second = build_quality_control(snapshot_rows(list(reversed(_all_records()))), list(reversed(subjects)))
     assert set(first) == set(second) == set(subjects)
     for subject in subjects:
         assert first[subject].equals(second[subject]), subject
@@ -585,7 +586,7 @@ def _qc_records():
 
 def test_quality_control_rows_values_status_order():
     """Reading: a metric without status_history, and one with an empty history, both get null."""
-    tables = build_quality_control(_qc_records(), ["S1", "S2", "S3", "S4"])
+    tables = build_quality_control(snapshot_rows(_qc_records()), ["S1", "S2", "S3", "S4"])
     assert set(tables) == {"S1", "S2", "S3", "S4"}
     s1 = tables["S1"]
     assert_declared(s1, QUALITY_CONTROL)
@@ -606,7 +607,7 @@ def test_quality_control_rows_values_status_order():
 
 
 def test_quality_control_partitions():
-    tables = build_quality_control(_qc_records(), ["S1", "S2", "S3", "S4"])
+    tables = build_quality_control(snapshot_rows(_qc_records()), ["S1", "S2", "S3", "S4"])
     # records but no QC object / no metrics: a zero-row partition that exists
     for subject in ("S2", "S4"):
         assert tables[subject] is not None
@@ -625,7 +626,7 @@ def test_quality_control_timestamp_is_utc():
         v2("b", {"subject.subject_id": "S", "acquisition.acquisition_start_time": "2024-06-01T12:00:00+02:00",
                  "quality_control.metrics": [metric("m")]}),
     )
-    table = build_quality_control(records, ["S"])["S"]
+    table = build_quality_control(snapshot_rows(records), ["S"])["S"]
     assert table.schema.field("timestamp").type == UTC
     assert column(table, "timestamp") == [
         datetime(2024, 1, 1, tzinfo=timezone.utc),
@@ -638,7 +639,7 @@ def test_quality_control_no_cap_on_records():
         v2(f"asset_{i:04d}", {"subject.subject_id": "S", "quality_control.metrics": [metric(f"m{i}"), metric("x")]})
         for i in range(150)
     ))
-    table = build_quality_control(list(reversed(records)), ["S"])["S"]
+    table = build_quality_control(snapshot_rows(list(reversed(records))), ["S"])["S"]
     assert table.num_rows == 300
     assert column(table, "asset_name")[:4] == ["asset_0000", "asset_0000", "asset_0001", "asset_0001"]
     assert column(table, "name")[:4] == ["m0", "x", "m1", "x"]
@@ -655,7 +656,7 @@ def _expected_value(value):
 @needs_fixture_records
 def test_quality_control_fixture_v2_derived():
     raw, derived = _load("v2/v2_raw.json"), _load("v2/v2_derived.json")
-    table = build_quality_control(norm(raw, derived), ["828418"])["828418"]
+    table = build_quality_control(snapshot_rows(norm(raw, derived)), ["828418"])["828418"]
     assert_declared(table, QUALITY_CONTROL)
     metrics = derived["quality_control"]["metrics"]
     assert table.num_rows == len(metrics) == 131
@@ -672,7 +673,7 @@ def test_quality_control_fixture_v2_derived():
 @needs_fixture_records
 def test_quality_control_fixture_v1_evaluations_and_empty_subjects():
     records = _all_records()
-    tables = build_quality_control(records, ["775510", "755252", "714527", "000000"])
+    tables = build_quality_control(snapshot_rows(records), ["775510", "755252", "714527", "000000"])
     behavior = tables["775510"]
     assert column(behavior, "name")[:3] == ["dropped frames", "researcher name", "untracked local changes"]
     assert column(behavior, "modality")[:2] == ["behavior-videos", "behavior"]

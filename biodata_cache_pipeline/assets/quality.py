@@ -58,8 +58,9 @@ def quality_control(context: AssetExecutionContext, cache_io_manager: ResourcePa
     subjects = context.partition_keys
     tables = dict.fromkeys(subjects)
     with collector_paused():
-        for found, records in snapshot.records_by("subject_id", subjects, QUALITY_CONTROL_ATTRIBUTES + tally.ATTRIBUTES):
-            tables.update(build_quality_control(tally.track(records), found))
+        for found, rows in snapshot.rows_by("subject_id", subjects, QUALITY_CONTROL_ATTRIBUTES + tally.ATTRIBUTES):
+            tally.add(to_records(rows.select(list(tally.ATTRIBUTES))))
+            tables.update(build_quality_control(rows, found))
     removed = sorted(key for key, table in tables.items() if table is None)
     basics = cache_io_manager.read_published(ASSET_BASICS, FINGERPRINT_COLUMNS)
     fingerprints = {} if basics is None else subject_fingerprints(basics)

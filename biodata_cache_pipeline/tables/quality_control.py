@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from biodata_cache_pipeline.records import NormalizedRecord, QcMetric, parse_utc
+from biodata_cache_pipeline.snapshot import json_values
 from biodata_cache_pipeline.tables.declaration import STRING, STRING_LIST, UTC_TIMESTAMP, Column, TableSpec
 
 QUALITY_CONTROL = TableSpec(
@@ -80,45 +81,54 @@ def metric_value(value) -> str | None:
     return str(value)
 
 
-def quality_control_rows(record: NormalizedRecord) -> list[dict]:
-    timestamp = parse_utc(record.acquisition_start_time)
-    return [
-        {
-            "name": metric.name,
-            "modality": metric.modality,
-            "stage": metric.stage,
-            "value": metric_value(metric.value),
-            "status": metric.status,
-            "asset_name": record.name,
-            "subject_id": record.subject_id,
-            "timestamp": timestamp,
-        }
-        for metric in record.qc_metrics
-        if metric.object_type != "Curation metric"
-    ]
+CURATION_METRIC = "Curation metric"  # an object type left out of quality_control
 
 
-def build_quality_control(
-    records: Iterable[NormalizedRecord], subject_ids: Iterable[str]
-) -> dict[str, pa.Table | None]:
-    """subject id -> its metrics table, for each requested subject.
+def build_quality_control(rows: pa.Table, subject_ids: Iterable[str]) -> dict[str, pa.Table | None]:
+    """subject id -> its metrics table, for each requested subject, from record snapshot rows
+    (`id`, `name`, `subject_id`, `acquisition_start_time`, `qc_metrics`) in key order.
 
-    A subject with records but no metrics gets a zero-row table; a subject with no record at all
-    gets None (its partition is to be removed).
+    A subject's rows are its records' metrics (curation metrics left out), records ordered by name
+    then id (a missing one counting as ""), metrics in their record's order. A subject with records
+    but no metrics gets a zero-row table; a subject with no record at all gets None (its partition
+    is to be removed). Arrow compute throughout, but the metric values: JSON text made Python
+    values, then `metric_value`.
     """
-    wanted = set(subject_ids)
-    rows_by_subject: dict[str, list[tuple]] = {}
-    for record in records:
-        if record.subject_id in wanted:
-            rows = rows_by_subject.setdefault(record.subject_id, [])
-            rows.append((record.name or "", record.id or "", quality_control_rows(record)))
-    tables: dict[str, pa.Table | None] = {}
-    for subject_id in sorted(wanted):
-        if subject_id not in rows_by_subject:
-            tables[subject_id] = None
-            continue
-        ordered = sorted(rows_by_subject[subject_id], key=lambda item: (item[0], item[1]))
-        tables[subject_id] = QUALITY_CONTROL.from_rows([row for _, _, rows in ordered for row in rows])
+    wanted = sorted(set(subject_ids))
+    rows = rows.filter(pc.is_in(rows.column("subject_id"), pa.array(wanted, STRING)))
+    order = pa.table({
+        "subject": rows.column("subject_id"),
+        "name": pc.fill_null(rows.column("name"), ""),
+        "id": pc.fill_null(rows.column("id"), ""),
+    })
+    rows = rows.take(pc.sort_indices(order, [("subject", "ascending"), ("name", "ascending"), ("id", "ascending")]))
+    metrics = rows.column("qc_metrics").combine_chunks()
+    flat, record_of = pc.list_flatten(metrics), pc.list_parent_indices(metrics)
+    kept = pc.invert(pc.fill_null(pc.equal(flat.field("object_type"), CURATION_METRIC), False))
+    flat, record_of = flat.filter(kept), record_of.filter(kept)
+    timestamps = pa.array([parse_utc(t) for t in rows.column("acquisition_start_time").to_pylist()], UTC_TIMESTAMP)
+    table = pa.Table.from_arrays(
+        [
+            flat.field("name"),
+            flat.field("modality"),
+            flat.field("stage"),
+            pa.array([metric_value(v) for v in json_values(flat.field("value"))], STRING),
+            flat.field("status"),
+            rows.column("name").take(record_of),
+            rows.column("subject_id").take(record_of),
+            timestamps.take(record_of),
+        ],
+        schema=QUALITY_CONTROL.schema,
+    )
+    tables: dict[str, pa.Table | None] = dict.fromkeys(wanted)
+    for subject_id in rows.column("subject_id").unique().to_pylist():
+        tables[subject_id] = QUALITY_CONTROL.empty()
+    if table.num_rows:
+        runs = pc.run_end_encode(table.column("subject_id").combine_chunks())
+        start = 0
+        for subject_id, end in zip(runs.values.to_pylist(), runs.run_ends.to_pylist()):
+            tables[subject_id] = table.slice(start, end - start).combine_chunks()
+            start = end
     return tables
 
 
