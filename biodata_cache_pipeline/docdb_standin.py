@@ -10,8 +10,9 @@ sort, skip and limit, as MongoDB applies it through arrays (mongomock fails on a
 scalars or nested arrays); projection operators such as `$slice` stay with mongomock. The server
 listens on 127.0.0.1 only, in a daemon thread: `with DocDbStandIn(records) as server:` starts and
 stops it. `max_batch` caps the documents one `find` returns, as the real API returns fewer than
-asked for large payloads; `fail(count, status, after)` makes requests fail with an HTTP status or
-a dropped connection. `MetadataDbClient` reaches it through the session made by
+asked for large payloads; `fail(count, status, after)` makes requests fail with an HTTP status, a
+dropped connection or a wrong empty answer; `mutate(change, after)` changes the collection
+between two requests. `MetadataDbClient` reaches it through the session made by
 `sources.docdb.docdb_session(host, loopback_port=server.port)`.
 
 Demo, with the pipeline's prod resources reading from it:
@@ -29,7 +30,7 @@ import copy
 import json
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -40,6 +41,7 @@ from biodata_cache_pipeline.sources.docdb import DEFAULT_COLLECTION, DEFAULT_DAT
 from biodata_cache_pipeline.sources.local_folder import LocalFolderRecords
 
 DROP = None  # `fail(status=DROP)`: close the connection without an answer
+EMPTY = "empty"  # `fail(status=EMPTY)`: answer 200 with `[]`, whatever was asked
 _LEAF = True  # where a projected path ends, in the tree of `_projection_tree`
 _MISSING = object()  # an inclusion's result for a scalar where the path goes on: no field
 
@@ -117,7 +119,13 @@ def records_from_folder(root: str) -> list[dict]:
 class _FailurePlan:
     after: int
     count: int
-    status: int | None
+    status: int | str | None
+
+
+@dataclass
+class _Mutation:
+    after: int
+    change: Callable[[mongomock.collection.Collection], object]
 
 
 class DocDbStandIn:
@@ -141,6 +149,7 @@ class DocDbStandIn:
         self.failures_served = 0
         self.bytes_served = 0  # response body bytes, all requests
         self._plans: list[_FailurePlan] = []
+        self._mutations: list[_Mutation] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
         self._thread: threading.Thread | None = None
@@ -185,18 +194,27 @@ class DocDbStandIn:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def fail(self, count: int = 1, status: int | None = 503, after: int = 0) -> None:
+    def fail(self, count: int = 1, status: int | str | None = 503, after: int = 0) -> None:
         """Let `after` more requests through, then fail `count` requests with `status`
-        (`DROP`: close the connection without an answer). Plans run one after another."""
+        (`DROP`: close the connection without an answer; `EMPTY`: answer `[]`). Plans run one
+        after another."""
         with self._lock:
             self._plans.append(_FailurePlan(after=after, count=count, status=status))
 
+    def mutate(self, change: Callable[[mongomock.collection.Collection], object], after: int = 0) -> None:
+        """Once `after` more requests have reached the collection (injected failures do not count),
+        call `change(collection)` before answering the next one: say, an insert and a delete
+        between two pages. Each mutation counts from now."""
+        with self._lock:
+            self._mutations.append(_Mutation(after=after, change=change))
+
     def heal(self) -> None:
-        """Forget every pending failure."""
+        """Forget every pending failure and mutation."""
         with self._lock:
             self._plans.clear()
+            self._mutations.clear()
 
-    def _next_failure(self) -> tuple[bool, int | None]:
+    def _next_failure(self) -> tuple[bool, int | str | None]:
         """(fail this request?, status) according to the plans."""
         with self._lock:
             while self._plans and self._plans[0].count <= 0:
@@ -234,10 +252,22 @@ class DocDbStandIn:
             "filtered_record_count": self.collection.count_documents(params.get("filter") or {}),
         }
 
+    def _apply_mutations(self) -> None:
+        """Run the mutations due before this request; count the others down (under the lock)."""
+        pending = []
+        for mutation in self._mutations:
+            if mutation.after == 0:
+                mutation.change(self.collection)
+            else:
+                mutation.after -= 1
+                pending.append(mutation)
+        self._mutations = pending
+
     def answer(self, method: str, route: str, params: dict, body: object) -> tuple[int, object]:
         """(HTTP status, JSON body) for one request."""
         with self._lock:
             self.requests.append((method, route, copy.deepcopy(body if method == "POST" else params)))
+            self._apply_mutations()
         try:
             with self._lock:  # mongomock is not made for concurrent use
                 if method == "GET" and route == "find":
@@ -273,6 +303,9 @@ def _handler(standin: DocDbStandIn) -> type[BaseHTTPRequestHandler]:
             failing, status = standin._next_failure()
             if failing and status is DROP:
                 self.close_connection = True
+                return
+            if failing and status == EMPTY:
+                self._send(200, [])
                 return
             if failing:
                 self._send(status, {"message": "injected failure"})

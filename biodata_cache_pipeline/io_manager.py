@@ -9,6 +9,10 @@ manifest, and registers the version folder. A table (or partition) built again w
 bytes is not rewritten, and keeps its manifest unless the fingerprint of its inputs moved on. An
 asset whose input fingerprint equals the published manifest's may return the published table as
 it is (`published_if_unchanged`), skipping the build.
+
+Before the guard, the IO manager enforces the constraints the table's declaration states (unique
+columns, the stored partition key column; `table_checks.constraint_problems`) on every table or
+partition of the output: a build that breaks one fails its step and writes nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from pydantic import Field
 from biodata_cache_pipeline.dagster_internals import add_partition_metadata
 from biodata_cache_pipeline.publish_guard import DEFAULT_MAX_ROW_DROP_FRACTION, PublishRefused, publish_refusal
 from biodata_cache_pipeline.storage import CacheStore
+from biodata_cache_pipeline.table_checks import ConstraintViolation, constraint_problems
 from biodata_cache_pipeline.tables import TABLES
 from biodata_cache_pipeline.tables.declaration import TableSpec
 from biodata_cache_pipeline.version import PIPELINE_VERSION
@@ -32,6 +37,7 @@ from biodata_cache_pipeline.version import PIPELINE_VERSION
 SOURCE_METADATA_KEY = "source"
 INPUT_METADATA_KEY = "input_fingerprint"  # of what the table was built from; kept in the build manifest
 IO_MANAGER_KEY = "cache_io_manager"
+PROBLEMS_SHOWN = 5  # constraint problems named in the error
 
 
 @dataclass(frozen=True)
@@ -161,10 +167,24 @@ class CacheIOManager(ConfigurableIOManager):
             f"launch with the run config {json.dumps(self.force_publish_run_config())}."
         )
 
+    @staticmethod
+    def _enforce(store: CacheStore, spec: TableSpec, tables: Mapping[str | None, pa.Table | None]) -> None:
+        """A `ConstraintViolation` naming the table and the first problems when a table (or
+        partition, by key) breaks a constraint of the declaration."""
+        problems = [p for key, table in tables.items() if table is not None for p in constraint_problems(spec, table, key)]
+        if problems:
+            more = f" and {len(problems) - PROBLEMS_SHOWN} more" if len(problems) > PROBLEMS_SHOWN else ""
+            raise ConstraintViolation(
+                f"refusing to publish {spec.name}, which breaks its declared constraints: "
+                f"{'; '.join(problems[:PROBLEMS_SHOWN])}{more}. "
+                f"The published table at {store.table_location(spec)} is unchanged."
+            )
+
     def _write_table(self, store: CacheStore, spec: TableSpec, table) -> tuple[int, bool]:
         """Rows, and whether the stored table changed."""
         if not isinstance(table, pa.Table):
             raise TypeError(f"asset {spec.name} returned {type(table).__name__}, expected a pyarrow Table")
+        self._enforce(store, spec, {None: table})
         published = store.read_parquet_metadata(spec)
         self._guard(store, spec, None if published is None else published.num_rows, table.num_rows)
         return table.num_rows, store.write_table(spec, table)
@@ -181,6 +201,7 @@ class CacheIOManager(ConfigurableIOManager):
                 f"asset {spec.name} returned partitions {sorted(obj.tables)[:5]}... "
                 f"but the run asked for {sorted(requested)[:5]}..."
             )
+        self._enforce(store, spec, obj.tables)
         state = store.read_partition_state(spec)
         updated = {key: entry for key, entry in state.items() if key not in obj.tables}
         for key, table in obj.tables.items():

@@ -1,4 +1,5 @@
-"""What the asset checks verify, as pure functions over Arrow values (see `assets/checks.py`)."""
+"""What the asset checks verify, as pure functions over Arrow values (see `assets/checks.py`); the
+IO manager enforces the declared constraints (`constraint_problems`) before it writes a table."""
 
 from __future__ import annotations
 
@@ -19,6 +20,10 @@ def schema_problems(spec: TableSpec, stored: pa.Schema) -> list[str]:
         for name in declared.names
         if not stored.field(name).type.equals(declared.field(name).type)
     ]
+
+
+class ConstraintViolation(ValueError):
+    """A built table breaks a constraint of its declaration: it is not written."""
 
 
 def duplicated_values(values: pa.ChunkedArray | pa.Array) -> list:
@@ -53,3 +58,22 @@ def partition_column_proven(key: str, footer: pq.FileMetaData, column: str) -> b
         if stats.null_count != 0 or stats.min != key or stats.max != key:
             return False
     return True
+
+
+def unique_problems(spec: TableSpec, table: pa.Table) -> list[str]:
+    """Values that occur more than once in a column `spec` declares unique (nulls aside); a
+    missing column is left to the schema check."""
+    return [
+        f"{column} {value!r} occurs more than once"
+        for column in spec.unique
+        if column in table.column_names
+        for value in duplicated_values(pc.drop_null(table.column(column)))
+    ]
+
+
+def constraint_problems(spec: TableSpec, table: pa.Table, partition: str | None = None) -> list[str]:
+    """How `table` (partition `partition` of a partitioned table) breaks its declared constraints."""
+    problems = unique_problems(spec, table)
+    if partition is not None and spec.partition_key in table.column_names:
+        problems += partition_column_problems(partition, table.column(spec.partition_key))
+    return problems

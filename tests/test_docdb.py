@@ -9,7 +9,7 @@ import pytest
 import requests
 from aind_data_access_api.document_db import MetadataDbClient
 
-from biodata_cache_pipeline.docdb_standin import DROP, DocDbStandIn, records_from_folder
+from biodata_cache_pipeline.docdb_standin import DROP, EMPTY, DocDbStandIn, records_from_folder
 from biodata_cache_pipeline.sources.docdb import (
     DEFAULT_HOST,
     DocDbError,
@@ -100,6 +100,46 @@ def test_paging_reads_every_record_present_throughout_once_while_the_collection_
     standin.collection.delete_one({"_id": "id-01"})  # already read
     seen += [d["_id"] for d in documents]
     assert seen == sorted(r["_id"] for r in RECORDS)
+
+
+def test_the_standin_mutates_the_collection_between_two_pages(standin):
+    """`mutate` runs after the Nth request: an insert and a delete on each side of the cursor."""
+
+    def change(collection):
+        collection.insert_many([{"_id": "id-00a", "name": "behind"}, {"_id": "id-20a", "name": "ahead"}])
+        collection.delete_many({"_id": {"$in": ["id-01", "id-21"]}})
+
+    standin.mutate(change, after=1)  # once the first page (id-00 to id-03) is answered
+    listed = [key for key, _ in make_source(standin).listing()]
+    present_throughout = sorted({r["_id"] for r in RECORDS} - {"id-01", "id-21"})
+    assert listed == sorted([*present_throughout, "id-01", "id-20a"])  # id-01 was read before its delete
+    assert [d["_id"] for d in make_source(standin).by_id(listed, fields=["name"])] == sorted([*present_throughout, "id-20a"])
+
+
+def test_an_empty_page_before_the_end_fails_naming_the_collection_and_the_counts(standin):
+    standin.fail(1, EMPTY, after=2)  # the third page of 4: 8 of the 25 documents read
+    with pytest.raises(DocDbError) as error:
+        list(make_source(standin).listing())
+    message = str(error.value)
+    assert message.startswith(f"DocDB find at https://{DEFAULT_HOST}/v2/metadata_index/data_assets answered no documents")
+    assert '{"_id": {"$gt": "id-07"}} after 8 read, but count_documents counts 17 matching' in message
+    assert "\n" not in message
+
+
+def test_the_empty_page_that_ends_a_scan_is_confirmed_by_one_count(standin):
+    assert len(list(make_source(standin).listing())) == len(RECORDS)
+    counts = [params for _, route, params in standin.requests if route == "count_documents"]
+    assert counts == [{"filter": {"_id": {"$gt": "id-24"}}}]
+
+
+def test_an_empty_answer_to_a_fetch_fails_unless_the_records_are_gone(standin):
+    source = make_source(standin, batch_size=10)
+    wanted = [r["_id"] for r in RECORDS[:10]]
+    standin.fail(1, EMPTY, after=1)  # the second request for the batch: 6 of its ids left (4 per answer)
+    with pytest.raises(DocDbError, match=r"after 4 read, but count_documents counts 6 matching"):
+        list(source.by_id(wanted))
+    standin.mutate(lambda collection: collection.delete_many({"_id": {"$in": wanted[4:]}}), after=1)
+    assert [d["_id"] for d in source.by_id(wanted)] == wanted[:4]
 
 
 def test_listing_and_fetching_by_id(standin):

@@ -99,8 +99,9 @@ def test_a_gutted_build_fails_and_the_published_table_stays_readable(built):
 def test_zero_rows_from_a_source_that_had_rows_is_refused(built):
     samples, version, instance = built
     before = pq.read_metadata(version / "asset_basics.pqt").num_rows
-    for folder in asset_folders(samples):
-        shutil.rmtree(folder)
+    for folder in samples.iterdir():  # every record gone (folders not named like assets too: they fail sooner)
+        if folder.is_dir() and not folder.name.startswith("_"):
+            shutil.rmtree(folder)
 
     assert "the build has 0 rows, the published table has" in nightly_failure(instance)
     assert pq.read_metadata(version / "asset_basics.pqt").num_rows == before

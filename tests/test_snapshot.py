@@ -10,10 +10,13 @@ import shutil
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
 from fixture_records import FIXTURE_RECORDS, needs_fixture_records
+from snapshot_rows import snapshot_rows
+
 from biodata_cache_pipeline import snapshot_refresh
 from biodata_cache_pipeline.docdb_standin import DocDbStandIn, records_from_folder
 from biodata_cache_pipeline.records import NormalizedRecord, RecordTally, normalize_record
@@ -126,11 +129,11 @@ def tables_built(records: list[NormalizedRecord], store: OpenDataStore, snapshot
     tables["assets_smartspim"] = build_assets_smartspim(read(ASSETS_SMARTSPIM_ATTRIBUTES), tables["source_data"], store)
     subjects = {r.subject_id for r in records} - {None}
     if snapshot is None:
-        qc = build_quality_control(records, subjects)
+        qc = build_quality_control(snapshot_rows(records), subjects)
     else:
         qc = {}
-        for found, grouped in snapshot.records_by("subject_id", subjects, QUALITY_CONTROL_ATTRIBUTES, rows=10):
-            qc.update(build_quality_control(grouped, found))
+        for found, rows in snapshot.rows_by("subject_id", subjects, QUALITY_CONTROL_ATTRIBUTES, rows=10):
+            qc.update(build_quality_control(rows, found))
     tables.update({f"qc/{key}": table for key, table in qc.items()})
     qc_by_name = {r.name: asset_qc(r) for r in read(PLATFORM_QC_ATTRIBUTES) if r.has_qc}
     basics = tables["asset_basics"]
@@ -255,6 +258,29 @@ def test_incremental_refresh_from_docdb_fetches_only_what_changed(corpus, tmp_pa
     keys = updated.column("key").to_pylist()
     assert updated.column("project_name").to_pylist()[keys.index(changed_id)] == "Renamed"
     assert removed_id not in keys
+
+
+def test_docdb_changes_between_listing_pages_read_every_record_present_throughout_once(corpus, tmp_path):
+    """An insert and a delete on each side of the cursor between the first two listing pages (the
+    stand-in's `mutate`): every record present throughout is in the snapshot, once, as read now."""
+    documents = sorted(records_from_folder(str(corpus)), key=lambda d: d["_id"])
+    ids = [d["_id"] for d in documents]
+    inserted = {ids[5] + "-behind": documents[5], ids[40] + "-ahead": documents[40]}
+
+    def change(collection):
+        collection.insert_many([{**document, "_id": key} for key, document in inserted.items()])
+        collection.delete_many({"_id": {"$in": [ids[3], ids[30]]}})
+
+    with DocDbStandIn(documents, max_batch=13) as server:
+        server.mutate(change, after=1)  # once the first listing page (ids[:13]) is answered
+        source = DocDbSource(loopback_port=server.port, batch_size=9, fields=RECORD_FIELDS)
+        report, rows = refresh(source, tmp_path / "changed.parquet", workers=2, chunk_size=11)
+        _, now = refresh(source, tmp_path / "now.parquet", workers=1)
+    keys = rows.column("key").to_pylist()
+    assert len(keys) == len(set(keys)) == report.records
+    present_throughout = set(ids) - {ids[3], ids[30]}
+    assert set(keys) == present_throughout | {ids[40] + "-ahead"}  # the insert behind the cursor: next refresh
+    assert rows.equals(now.filter(pc.invert(pc.equal(now.column("key"), ids[5] + "-behind"))))
 
 
 def test_docdb_and_folder_snapshots_give_the_same_records(corpus, tmp_path):

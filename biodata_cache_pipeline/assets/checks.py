@@ -1,9 +1,14 @@
 """Asset checks, read back from storage after each build (the logic is in `table_checks.py`).
 
-Every table: the stored schema equals the declaration. asset_basics: `_id` is unique.
-quality_control: no row has a null (or foreign) subject_id (told by each partition file's column
-statistics when they can, else by its data) and no partition key is unsafe.
+Every table: the stored schema equals the declaration. asset_basics: `_id` is unique (its declared
+unique column). quality_control: no row has a null (or foreign) subject_id (told by each partition
+file's column statistics when they can, else by its data) and no partition key is unsafe.
 In a partitioned run the checks read the partitions of the run, otherwise every stored partition.
+
+The checks are the UI's view of rules that are enforced before anything is published: the IO
+manager conforms each table to its declared schema and refuses one that breaks a declared
+constraint. They are blocking: a failed check fails its run (and `materialize`) and stops the
+assets that read the table.
 """
 
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, ResourceParam, asset_check
@@ -13,10 +18,10 @@ from biodata_cache_pipeline.io_manager import CacheIOManager
 from biodata_cache_pipeline.storage import CacheStore
 from biodata_cache_pipeline.subjects import partition_key_problem
 from biodata_cache_pipeline.table_checks import (
-    duplicated_values,
     partition_column_problems,
     partition_column_proven,
     schema_problems,
+    unique_problems,
 )
 from biodata_cache_pipeline.tables import TABLES
 from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS
@@ -47,6 +52,7 @@ def _schema_check(spec: TableSpec):
         asset=spec.name,
         name="schema_matches_declaration",
         description=f"The stored parquet schema of {spec.name} equals its declaration (columns, order, types).",
+        blocking=True,
     )
     def _check(context: AssetCheckExecutionContext, cache_io_manager: ResourceParam[CacheIOManager]) -> AssetCheckResult:
         store = cache_io_manager.store()
@@ -64,17 +70,21 @@ def _schema_check(spec: TableSpec):
     return _check
 
 
-@asset_check(asset=ASSET_BASICS.name, description="Every asset_basics row has a distinct record _id.")
+@asset_check(
+    asset=ASSET_BASICS.name,
+    description="Every asset_basics row has a distinct record _id (nulls aside), as declared.",
+    blocking=True,
+)
 def id_unique(cache_io_manager: ResourceParam[CacheIOManager]) -> AssetCheckResult:
-    ids = cache_io_manager.store().read_columns(ASSET_BASICS, ["_id"]).column("_id")
-    duplicates = duplicated_values(ids)
-    return _result([f"_id {value!r} occurs more than once" for value in duplicates], rows=len(ids))
+    stored = cache_io_manager.store().read_columns(ASSET_BASICS, list(ASSET_BASICS.unique))
+    return _result(unique_problems(ASSET_BASICS, stored), rows=stored.num_rows)
 
 
 @asset_check(
     asset=QUALITY_CONTROL.name,
     description="No quality_control row has a null subject_id (or another partition's), and every key of "
     "the subject partition set is safe for Dagster and for paths.",
+    blocking=True,
 )
 def no_null_partition_keys(
     context: AssetCheckExecutionContext, cache_io_manager: ResourceParam[CacheIOManager]

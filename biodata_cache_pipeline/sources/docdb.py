@@ -4,9 +4,12 @@ Reads only, as the record snapshot needs them (`DocDbSource`): a listing of ever
 `_last_modified` (one projected scan, paged by key: `_id` greater than the last one seen, sorted
 by `_id`, so a record inserted or deleted meanwhile never shifts a page), then the records to
 (re)read fetched by `_id $in` batches of about 100, projected on the fields the tables read. The
-server may return fewer documents than asked. Every request is retried on connection errors,
-timeouts, 429 and 5xx with exponential backoff; after the last attempt a `DocDbError` names the
-collection URL, the request and the last error. No Dagster here.
+server may return fewer documents than asked. An empty answer ends a read only when
+`count_documents` confirms that nothing it was asked for is left; otherwise the read fails with a
+`DocDbError` naming the collection and the counts, rather than come back silently short. Every
+request is retried on connection errors, timeouts, 429 and 5xx with exponential backoff; after
+the last attempt a `DocDbError` names the collection URL, the request and the last error. No
+Dagster here.
 
 The client always builds `https://{host}/...` URLs. Its `session` argument is the seam:
 `docdb_session(loopback_port=...)` mounts an adapter that sends those requests to a plain-HTTP
@@ -166,6 +169,26 @@ class DocDbRecords:
             raise DocDbError(f"DocDB find at {self.url} returned {type(page).__name__}, expected a list")
         return page
 
+    def count(self, filter_query: dict) -> int:
+        """The number of documents matching `filter_query` (`count_documents`)."""
+        counts = self._call(
+            f"count_documents (filter {_brief(filter_query)})", lambda: self.client._count_records(filter_query)
+        )
+        matching = counts.get("filtered_record_count") if isinstance(counts, dict) else None
+        if not isinstance(matching, int):
+            raise DocDbError(f"DocDB count_documents at {self.url} returned {_brief(counts)}, expected record counts")
+        return matching
+
+    def _confirm_none_left(self, filter_query: dict, read: int) -> None:
+        """After an empty answer to `filter_query`: a `DocDbError` unless `count_documents` finds
+        no document matching it either (a document deleted meanwhile is not one)."""
+        left = self.count(filter_query)
+        if left:
+            raise DocDbError(
+                f"DocDB find at {self.url} answered no documents for the filter {_brief(filter_query)} after "
+                f"{read} read, but count_documents counts {left} matching: refusing an incomplete read"
+            )
+
     def find(
         self, filter_query: dict | None = None, fields: Sequence[str] | None = None, page_size: int | None = None
     ) -> Iterator[dict]:
@@ -174,10 +197,11 @@ class DocDbRecords:
         Paged by key (`_id` greater than the last seen), not by skip: a document inserted or
         deleted between two pages cannot make another one be read twice or missed. The client's
         `retrieve_docdb_records` pages by skip, gathers everything in memory and cannot retry one
-        page, so the pages are asked for one by one with its `_find_records`.
+        page, so the pages are asked for one by one with its `_find_records`. The empty page that
+        ends the scan is confirmed by `count_documents` (`_confirm_none_left`).
         """
         fields_projection = projection(fields)
-        last = None
+        last, read = None, 0
         while True:
             query = filter_query or {}
             if last is not None:
@@ -185,8 +209,10 @@ class DocDbRecords:
                 query = {"$and": [query, after]} if query else after
             page = self._page(query, fields_projection, page_size or self.page_size)
             if not page:
+                self._confirm_none_left(query, read)
                 return
             yield from page
+            read += len(page)
             last = page[-1]["_id"]
 
     def listing(self) -> Iterator[tuple[str, str | None]]:
@@ -196,13 +222,16 @@ class DocDbRecords:
 
     def by_id(self, ids: Iterable[str], fields: Sequence[str] | None = None) -> Iterator[dict]:
         """The documents with these `_id`s (those that exist), in `$in` batches of `batch_size`,
-        each batch asked for until every id came back or the server returns `[]`."""
+        each batch asked for until every id came back or the server returns `[]` for ids that
+        `count_documents` confirms are gone."""
         fields_projection = None if fields is None else projection([*fields, *LISTING_FIELDS])
         for batch in batches(sorted(set(ids)), self.batch_size):
             remaining = set(batch)
             while remaining:
-                page = self._page({"_id": {"$in": sorted(remaining)}}, fields_projection, len(remaining))
+                query = {"_id": {"$in": sorted(remaining)}}
+                page = self._page(query, fields_projection, len(remaining))
                 if not page:
+                    self._confirm_none_left(query, len(batch) - len(remaining))
                     break
                 yield from page
                 remaining -= {document.get("_id") for document in page}

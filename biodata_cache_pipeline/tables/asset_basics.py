@@ -44,6 +44,7 @@ ASSET_BASICS = TableSpec(
         Column("investigators", STRING_LIST, "data_description.investigators names as stored."),
         Column("investigators_normalized", STRING_LIST, "Investigators normalised and merged."),
     ),
+    unique=("_id",),
 )
 
 # The record paths asset_basics reads (its DocDB projection), 1.x fallbacks included.

@@ -1,8 +1,8 @@
 """Table declarations: the one place each cache table's columns, types and layout are stated.
 
 A `TableSpec` is declared next to the function that builds the table. Everything else derives
-from it: the Arrow schema enforced on write, the object path, the registry entry, the column
-sidecar, and the Dagster column schema shown in the UI.
+from it: the Arrow schema and the constraints enforced on write, the object path, the registry
+entry, the column sidecar, and the Dagster column schema shown in the UI.
 """
 
 from __future__ import annotations
@@ -41,7 +41,10 @@ class TableSpec:
     """A cache table: name, kind, stored columns and (for partitioned tables) folder and key.
 
     The partition key may or may not be a stored column (quality_control stores `subject_id`,
-    platform_qc does not); readers get it from the hive path either way.
+    platform_qc does not); readers get it from the hive path either way. Constraints, which the IO
+    manager enforces before writing anything and the asset checks verify on what is stored
+    (`table_checks.constraint_problems`): each `unique` column holds no value twice (nulls
+    aside), and a stored partition key column holds its partition's key in every row.
     """
 
     name: str
@@ -51,11 +54,14 @@ class TableSpec:
     partition_key: str | None = None
     folder: str | None = None
     static_partitions: tuple[str, ...] = field(default=())
+    unique: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns]
         if len(set(names)) != len(names):
             raise ValueError(f"table {self.name}: duplicate column names in {names}")
+        if not set(self.unique) <= set(names):
+            raise ValueError(f"table {self.name}: unique columns {sorted(set(self.unique) - set(names))} are not declared")
         if (self.partition_key is None) != (self.folder is None):
             raise ValueError(f"table {self.name}: a partitioned table needs both a folder and a partition key")
 
