@@ -1,8 +1,9 @@
 """`biodata-cache`: the cache from the command line (versions, tables, info, show, export, sql).
 
 The global options override the environment like `configure(...)` and may come before or after
-the command. Downloads into a local copy (`--local-copy`) show progress bars. An expected failure
-prints one line (what failed, why, what to do) and exits with 2; `--verbose` adds the traceback.
+the command. `sql` runs one SELECT over the tables unless given `--no-read-only` (see `query`).
+Downloads into a local copy (`--local-copy`) show progress bars. An expected failure prints one
+line (what failed, why, what to do) and exits with 2; `--verbose` adds the traceback.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def _export(args) -> None:
 
 def _sql(args) -> None:
     try:
-        rows = query(args.statement)
+        rows = query(args.statement, read_only=args.read_only)
     except duckdb.Error as error:
         raise ValueError(
             f"DuckDB could not run the statement ({_one_line(error)}); fix it: each table is a view named like "
@@ -176,6 +177,12 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--subject", help="only this subject's rows")
     sql = command("sql", "run DuckDB SQL over the tables (each a view named like the table)", _sql)
     sql.add_argument("statement")
+    sql.add_argument(
+        "--read-only",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="one SELECT over the tables, no file, URL or database access (default); --no-read-only runs any statement",
+    )
     return parser
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +26,8 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from botocore.exceptions import BotoCoreError, ClientError
 
-from biodata_cache_client.config import ROOT_ENV, Settings, current_settings
+from biodata_cache_client.config import ROOT_ENV, VERSION_FOLDER_PATTERN, Settings, current_settings
+from biodata_cache_client.errors import CacheReadError, CorruptObjectError, TableNotFoundError
 from biodata_cache_client.frames import matches_declaration, read_schema, upgrade
 from biodata_cache_client.sources import open_source
 from biodata_cache_pipeline.storage import (
@@ -42,7 +42,6 @@ from biodata_cache_pipeline.tables import TABLES
 from biodata_cache_pipeline.tables.declaration import TableSpec
 from biodata_cache_pipeline.version import PIPELINE_VERSION, version_folder
 
-VERSION_FOLDER_PATTERN = re.compile(r"^bdc-v(\d+)\.(\d+)$")
 # Up to this many requested partitions are looked up one by one (a HEAD each on S3), more by one listing.
 DIRECT_PARTITION_LOOKUPS = 16
 # A reader (and its S3 connection) is reused until the settings or one of these variables change.
@@ -54,14 +53,6 @@ AWS_SETTINGS = (
     "AWS_ACCESS_KEY_ID",
     "AWS_PROFILE",
 )
-
-
-class TableNotFoundError(LookupError):
-    """The table (or custom table) is not published in the selected version folder."""
-
-
-class CacheReadError(OSError):
-    """An object exists but could not be read (network, permissions, corrupt file)."""
 
 
 def table_spec(name: str) -> TableSpec:
@@ -80,12 +71,21 @@ class CacheReader:
     # -- versions and registry -----------------------------------------------------------------
 
     def versions(self) -> list[str]:
-        """`cache_versions.json` of the root, in registration order ([] when there is none)."""
-        versions = self._json(VERSIONS_FILE)
+        """`cache_versions.json` of the root, in registration order ([] when there is none).
+
+        When that file is corrupt (not JSON, or not a list of `bdc-vX.Y` names) the version folders
+        found under the root are listed instead, oldest first, with a warning.
+        """
+        try:
+            versions = self._json(VERSIONS_FILE)
+        except CorruptObjectError as error:
+            return self._listed_versions(str(error))
         if versions is None:
             return []
-        if not isinstance(versions, list) or not all(isinstance(v, str) for v in versions):
-            raise CacheReadError(f"{self.source.uri(VERSIONS_FILE)} is not a JSON list of version folders")
+        if not isinstance(versions, list) or not all(
+            isinstance(v, str) and VERSION_FOLDER_PATTERN.fullmatch(v) for v in versions
+        ):
+            return self._listed_versions(f"{self.source.uri(VERSIONS_FILE)} is not a JSON list of bdc-vX.Y names")
         return versions
 
     def version(self) -> str:
@@ -105,16 +105,29 @@ class CacheReader:
         return newest
 
     def registry(self, version: str | None = None) -> dict:
-        """`{"tables": [...]}`: the registry fragments merged by name, else `cache_registry.json`."""
+        """`{"tables": [...]}`: the registry fragments merged by name, else `cache_registry.json`.
+
+        A published table without an entry (its fragment deleted) is described by its declaration,
+        without a build manifest, with a warning.
+        """
         version = version or self.version()
         fragments = [
             self._json(relative)
             for relative in self.source.list_files(f"{version}/{REGISTRY_FOLDER}")
             if relative.endswith(".json")
         ]
-        if fragments:
-            return {"tables": sorted(fragments, key=lambda fragment: fragment["name"])}
-        return self._json(f"{version}/{REGISTRY_FILE}") or {"tables": []}
+        tables = fragments or (self._json(f"{version}/{REGISTRY_FILE}") or {"tables": []})["tables"]
+        described = {table["name"] for table in tables}
+        undescribed = [spec for name, spec in TABLES.items() if name not in described and self._exists(spec, version)]
+        if undescribed:
+            names = ", ".join(sorted(spec.name for spec in undescribed))
+            warnings.warn(
+                f"no registry entry for {names} in {version}/{REGISTRY_FOLDER} of {self.source.description}; "
+                "described from the declaration, without a build manifest (the next build writes it)",
+                stacklevel=3,
+            )
+            tables = [*tables, *(spec.registry_entry(self._location(spec, version)) for spec in undescribed)]
+        return {"tables": sorted(tables, key=lambda table: table["name"])}
 
     def table_info(self, name: str) -> dict:
         """Location and build manifest (built_at, source, rows, partitions) of a table."""
@@ -267,7 +280,28 @@ class CacheReader:
         try:
             return json.loads(data)
         except ValueError as error:
-            raise CacheReadError(f"{self.source.uri(relative)} is not valid JSON: {error}") from error
+            raise CorruptObjectError(f"{self.source.uri(relative)} is not valid JSON: {error}") from error
+
+    def _listed_versions(self, why: str) -> list[str]:
+        """The version folders under the root, oldest first, in place of a corrupt `cache_versions.json`."""
+        listed = sorted(
+            (folder for folder in self.source.list_folders() if VERSION_FOLDER_PATTERN.fullmatch(folder)),
+            key=_version_number,
+        )
+        warnings.warn(f"{why}; using the version folders found under the root instead: {listed}", stacklevel=4)
+        return listed
+
+    def _exists(self, spec: TableSpec, version: str) -> bool:
+        """Whether the table has its object, or at least one partition object, in `version`."""
+        base = f"{version}/{spec.object_name}"
+        if not spec.partitioned:
+            return self.source.is_file(f"{base}.pqt")
+        return any(relative.endswith(f"/{PARTITION_FILE}") for relative in self.source.list_files(base))
+
+    def _location(self, spec: TableSpec, version: str) -> str:
+        """The registry `location` of the table: its object, or its partition folder ending in `/`."""
+        base = self.source.uri(f"{version}/{spec.object_name}")
+        return f"{base}/" if spec.partitioned else f"{base}.pqt"
 
     def _missing(self, what: str, version: str) -> TableNotFoundError:
         missing_root = self.missing_root()

@@ -2,34 +2,51 @@
 
 Every reader works with paths relative to the root (`bdc-v0.1/qc/subject_id=1/data.pqt`):
 - `DirectSource` reads the root through its pyarrow filesystem: a local folder, the in-process
-  `memory://` store, or S3 (anonymous when no AWS credentials are found).
+  `memory://` store, or S3 (anonymous when no AWS credentials are found). On S3 every request
+  (listing, HEAD, each ranged read of a parquet file) is retried with backoff: the AWS SDK inside
+  pyarrow does not retry all transient failures (a 503 SlowDown answering a small ranged read
+  surfaces as `Failed to flush response stream`).
 - `CopiedS3Source` keeps every S3 object it reads in a local folder, mirroring the bucket layout
   (`<copy>/<bucket>/<prefix>/...`); the object's ETag and size are recorded next to it (under
   `<copy>/.validators/`) and compared with S3 before each read, so only changed objects are
   downloaded again (with a progress bar). Offline, a `DirectSource` over the copy folder is used.
+  Its S3 requests are retried by botocore (standard mode, exponential backoff).
+
+A read that still fails raises `CacheReadError` naming the object; an absent object is not a failure.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import secrets
-from contextlib import suppress
+import time
+from collections.abc import Callable
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import TypeVar
 
 import boto3
+import pyarrow as pa
 import pyarrow.fs as pafs
 from botocore import UNSIGNED
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
+from s3transfer.exceptions import RetriesExceededError
 from tqdm.auto import tqdm
 
 from biodata_cache_client.config import Settings
+from biodata_cache_client.errors import CacheReadError
 from biodata_cache_pipeline.storage import filesystem_for
 
 NOT_FOUND_CODES = ("404", "NoSuchKey", "NotFound")
+READ_ATTEMPTS = 5
+FIRST_BACKOFF = 0.1  # seconds before the second attempt, doubling (with jitter) for each next one
+READ_ADVICE = "check the network and the AWS settings (AWS_ENDPOINT_URL, credentials), then try again"
 VALIDATORS_FOLDER = ".validators"
 STAGING_FOLDER = ".staging"
+T = TypeVar("T")
 
 
 def root_uri(root: str) -> str:
@@ -72,12 +89,103 @@ class DirectSource:
             info.path.removeprefix(prefix) for info in self.filesystem.get_file_info(selector) if info.is_file
         )
 
+    def list_folders(self) -> list[str]:
+        """Names of the folders directly under the root, sorted."""
+        selector = pafs.FileSelector(self.root_path, allow_not_found=True)
+        infos = self.filesystem.get_file_info(selector)
+        return sorted(info.base_name for info in infos if info.type == pafs.FileType.Directory)
+
     def is_file(self, relative: str) -> bool:
         return self.filesystem.get_file_info(self.path(relative)).is_file
 
     def fetch(self, relatives: list[str], label: str) -> tuple[pafs.FileSystem, list[str]]:
         """The filesystem and paths pyarrow reads `relatives` from (here: where they are)."""
         return self.filesystem, [self.path(r) for r in relatives]
+
+
+def retried(operation: Callable[[], T], what: str) -> T:
+    """`operation()`, retried with backoff; the last failure raises `CacheReadError` naming `what`.
+
+    An absent object (`FileNotFoundError`) is an answer, not a failure: it is raised at once.
+    """
+    attempt = 1
+    while True:
+        try:
+            return operation()
+        except FileNotFoundError:
+            raise
+        except OSError as error:
+            if attempt == READ_ATTEMPTS:
+                raise CacheReadError(
+                    f"could not read {what} ({READ_ATTEMPTS} attempts): {_one_line(error)}; {READ_ADVICE}"
+                ) from error
+        time.sleep(FIRST_BACKOFF * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))
+        attempt += 1
+
+
+class RetryingS3Handler(pafs.FileSystemHandler):
+    """Read-only access to an S3 filesystem in which every request goes through `retried`."""
+
+    def __init__(self, s3: pafs.S3FileSystem):
+        self.s3 = s3
+
+    def get_type_name(self) -> str:
+        return "retrying-s3"
+
+    def normalize_path(self, path: str) -> str:
+        return self.s3.normalize_path(path)
+
+    def get_file_info(self, paths: list[str]) -> list[pafs.FileInfo]:
+        return retried(lambda: self.s3.get_file_info(paths), ", ".join(_s3_uri(path) for path in paths))
+
+    def get_file_info_selector(self, selector: pafs.FileSelector) -> list[pafs.FileInfo]:
+        return retried(lambda: self.s3.get_file_info(selector), f"the listing of {_s3_uri(selector.base_dir)}/")
+
+    def open_input_stream(self, path: str) -> pa.NativeFile:
+        return pa.BufferReader(retried(lambda: self._read_all(path), _s3_uri(path)))
+
+    def open_input_file(self, path: str) -> pa.NativeFile:
+        uri = _s3_uri(path)
+        return pa.PythonFile(_RetryingFile(retried(lambda: self.s3.open_input_file(path), uri), uri), mode="r")
+
+    def _read_all(self, path: str) -> pa.Buffer:
+        with self.s3.open_input_stream(path) as stream:
+            return stream.read_buffer()
+
+    def _read_only(self, *args, **kwargs):
+        raise PermissionError("the client reads the cache through this filesystem and never writes through it")
+
+    create_dir = delete_dir = delete_dir_contents = delete_root_dir_contents = delete_file = _read_only
+    move = copy_file = open_output_stream = open_append_stream = _read_only
+
+
+class _RetryingFile:
+    """A random-access S3 object for `pa.PythonFile`: each read is a ranged GET through `retried`."""
+
+    def __init__(self, inner: pa.NativeFile, uri: str):
+        self.inner = inner
+        self.uri = uri
+        self.position = 0
+        self.closed = False
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self.position, 2: self.inner.size()}[whence]
+        self.position = base + offset
+        return self.position
+
+    def tell(self) -> int:
+        return self.position
+
+    def read(self, nbytes: int | None = None) -> bytes:
+        if nbytes is None or nbytes < 0:
+            nbytes = self.inner.size() - self.position
+        data = retried(lambda: self.inner.read_at(nbytes, self.position), self.uri)
+        self.position += len(data)
+        return data
+
+    def close(self) -> None:
+        self.inner.close()
+        self.closed = True
 
 
 class CopiedS3Source:
@@ -114,13 +222,27 @@ class CopiedS3Source:
         """List on S3 (recording ETags and sizes), and drop copies of objects that are gone."""
         listed = {}
         key_prefix = self._key(folder).rstrip("/") + "/"
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=key_prefix):
-            for item in page.get("Contents", []):
-                listed[self._relative(item["Key"])] = (item["ETag"], item["Size"])
+        with self._naming(f"the listing of {self.uri(folder)}/"):
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=key_prefix):
+                for item in page.get("Contents", []):
+                    listed[self._relative(item["Key"])] = (item["ETag"], item["Size"])
         self._known.update(listed)
         for stale in set(self.local.list_files(folder)) - set(listed):
             self._forget(stale)
         return sorted(listed)
+
+    def list_folders(self) -> list[str]:
+        """Names of the folders directly under the root on S3, sorted."""
+        root_prefix = f"{self.prefix}/" if self.prefix else ""
+        with self._naming(f"the listing of {self.root_uri}/"):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=root_prefix, Delimiter="/"
+            )
+            return sorted(
+                common["Prefix"].removeprefix(root_prefix).rstrip("/")
+                for page in pages
+                for common in page.get("CommonPrefixes", [])
+            )
 
     def is_file(self, relative: str) -> bool:
         validator = self._head(relative)
@@ -148,13 +270,22 @@ class CopiedS3Source:
         return key.removeprefix(f"{self.prefix}/") if self.prefix else key
 
     def _head(self, relative: str) -> tuple[str, int] | None:
-        try:
-            response = self.client.head_object(Bucket=self.bucket, Key=self._key(relative))
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in NOT_FOUND_CODES:
-                return None
-            raise
+        with self._naming(self.uri(relative)):
+            try:
+                response = self.client.head_object(Bucket=self.bucket, Key=self._key(relative))
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") in NOT_FOUND_CODES:
+                    return None
+                raise
         return response["ETag"], response["ContentLength"]
+
+    @contextmanager
+    def _naming(self, what: str):
+        """An S3 failure left after botocore's retries becomes a `CacheReadError` naming `what`."""
+        try:
+            yield
+        except (BotoCoreError, ClientError, RetriesExceededError) as error:
+            raise CacheReadError(f"could not read {what}: {_one_line(error)}; {READ_ADVICE}") from error
 
     def _validator_path(self, relative: str) -> Path:
         return self.validators_root / f"{relative}.json"
@@ -184,7 +315,7 @@ class CopiedS3Source:
         target.parent.mkdir(parents=True, exist_ok=True)
         temp = self.staging / f"{target.name}.{secrets.token_hex(8)}.tmp"
         try:
-            with open(temp, "wb") as out:
+            with self._naming(self.uri(relative)), open(temp, "wb") as out:
                 self.client.download_fileobj(self.bucket, self._key(relative), out, Callback=on_bytes)
             os.replace(temp, target)
         finally:
@@ -211,15 +342,26 @@ def open_source(settings: Settings) -> DirectSource | CopiedS3Source:
     if is_s3 and settings.local_copy:
         return CopiedS3Source(settings.root, settings.local_copy)
     filesystem, root_path = filesystem_for(settings.root)
+    if is_s3:
+        filesystem = pafs.PyFileSystem(RetryingS3Handler(filesystem))
     return DirectSource(filesystem, root_path, uri)
 
 
 def _s3_client():
-    """A boto3 S3 client from the standard AWS environment; unsigned when there are no credentials."""
+    """A boto3 S3 client from the standard AWS environment, retrying with backoff; unsigned without credentials."""
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
+    config = Config(retries={"mode": "standard", "total_max_attempts": READ_ATTEMPTS})
     if boto3.Session().get_credentials() is None:
-        return boto3.client("s3", region_name=region, config=Config(signature_version=UNSIGNED))
-    return boto3.client("s3", region_name=region)
+        config = config.merge(Config(signature_version=UNSIGNED))
+    return boto3.client("s3", region_name=region, config=config)
+
+
+def _s3_uri(path: str) -> str:
+    return f"s3://{path}"
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()).rstrip(".")
 
 
 def _replace_text(path: Path, text: str, staging: Path) -> None:

@@ -5,7 +5,14 @@ Each cache table is visible as a view named like the table, and each custom tabl
 appear in the statement are opened: each is registered as a pyarrow dataset (partition columns as
 strings, filters and projections pushed down to the parquet scan), or as the upgraded table for
 an older version folder, so local folders, the memory store, S3 and the local copy all work the
-same way. A table that does not exist raises `TableNotFoundError` listing the tables there are.
+same way. A table that does not exist raises `TableNotFoundError` listing the tables there are;
+an object that cannot be read while DuckDB scans it raises `CacheReadError`.
+
+`read_only=True` (the default of `biodata-cache sql`) runs one SELECT over the cache's views and
+nothing else: DuckDB's parser must see exactly one SELECT statement (WITH ... SELECT, FROM ...,
+DESCRIBE and SUMMARIZE included), and once the views are registered DuckDB's external access is
+switched off and the configuration locked, so no file, URL, database or extension can be read,
+written, attached or loaded (read_csv, read_parquet, glob, COPY, ATTACH, INSTALL, LOAD, ...).
 """
 
 from __future__ import annotations
@@ -15,17 +22,28 @@ import re
 import duckdb
 import pandas as pd
 
+from biodata_cache_client.errors import CacheReadError
 from biodata_cache_client.reader import CacheReader, TableNotFoundError, current_reader
+from biodata_cache_client.sources import READ_ADVICE
 from biodata_cache_pipeline.storage import CUSTOM_FOLDER
 from biodata_cache_pipeline.tables import TABLES
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 CUSTOM_REFERENCE = re.compile(rf'\b{CUSTOM_FOLDER}\s*\.\s*(?:"([^"]+)"|([A-Za-z0-9_]+))', re.IGNORECASE)
 MISSING_TABLE = re.compile(r'Table with name "?([^"\s]+?)"? does not exist')
+# How DuckDB reports that scanning a registered Arrow dataset failed: a cache object could not be read.
+ARROW_SCAN_FAILURE = "arrow_scan: get_next failed()"
+PYTHON_DETAIL = " Detail: Python exception"
+READ_ONLY_ADVICE = (
+    "query one SELECT over the cache's views, or turn read-only off (query(sql, read_only=False), "
+    "`biodata-cache sql --no-read-only`)"
+)
 
 
-def query(sql: str) -> pd.DataFrame:
-    """The rows of one SQL statement as a DataFrame."""
+def query(sql: str, read_only: bool = False) -> pd.DataFrame:
+    """The rows of one SQL statement as a DataFrame; `read_only=True` allows one SELECT over the views only."""
+    if read_only:
+        _check_one_select(sql)
     reader = current_reader()
     words = {word.lower() for word in IDENTIFIER.findall(sql)}
     tables = [name for name in TABLES if name in words]
@@ -36,18 +54,50 @@ def query(sql: str) -> pd.DataFrame:
         for name in tables:
             connection.register(name, reader.scan(TABLES[name], version=version))
         _register_custom_tables(connection, reader, version, custom_names)
+        if read_only:
+            connection.execute("set enable_external_access = false")
+            connection.execute("set lock_configuration = true")
         try:
             result = connection.sql(sql)
+            if result is None:
+                raise ValueError(f"query() returns rows; this statement returns none: {sql!r}")
+            return result.df()
         except duckdb.CatalogException as error:
             missing = MISSING_TABLE.search(str(error))
             if missing is None:
                 raise
             raise _table_not_found(reader, missing[1], custom_names) from error
-        if result is None:
-            raise ValueError(f"query() returns rows; this statement returns none: {sql!r}")
-        return result.df()
+        except duckdb.PermissionException as error:
+            if not read_only:
+                raise
+            raise PermissionError(
+                f"read-only query refused: it reaches outside the cache's views ({_first_line(error)}); "
+                f"{READ_ONLY_ADVICE}"
+            ) from error
+        except duckdb.InvalidInputException as error:
+            if ARROW_SCAN_FAILURE not in str(error):
+                raise
+            message = _first_line(error)
+            advice = "" if READ_ADVICE in message else f"; {READ_ADVICE}"
+            raise CacheReadError(
+                f"could not read the tables {', '.join([*tables, *sorted(custom_names)])} of version folder "
+                f"{version} of cache root {reader.source.description}: {message}{advice}"
+            ) from error
     finally:
         connection.close()
+
+
+def _check_one_select(sql: str) -> None:
+    """Refuse, before anything runs, a text that DuckDB's parser does not read as one SELECT statement."""
+    statements = duckdb.extract_statements(sql)
+    if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+        kinds = " + ".join(statement.type.name for statement in statements) or "no statement"
+        raise PermissionError(f"read-only query refused: it is {kinds}, not one SELECT; {READ_ONLY_ADVICE}")
+
+
+def _first_line(error: duckdb.Error) -> str:
+    """DuckDB's message up to any Python traceback it carries, on one line."""
+    return " ".join(str(error).partition(PYTHON_DETAIL)[0].split())
 
 
 def _register_custom_tables(

@@ -307,10 +307,55 @@ def test_corrupt_partition_raises_even_among_good_ones(tmp_path):
         bdc.quality_control(None)
 
 
-def test_corrupt_registry_and_versions_raise(scratch_root):
-    Path(scratch_root, "cache_versions.json").write_text("{oops")
-    with pytest.raises(bdc.CacheReadError, match="cache_versions.json is not valid JSON"):
-        bdc.get_cache_versions()
+def test_corrupt_versions_file_falls_back_to_the_version_folders(tmp_path):
+    root = tmp_path / "cache"
+    genotypes = TABLES["unique_genotypes"]
+    for version in ("bdc-v0.0", VERSION, "bdc-v0.10"):
+        CacheStore(str(root), version=version).write_table(genotypes, genotypes.from_columns({"genotype": [version]}))
+    (root / "notes").mkdir()
+    (root / "bdc-v5.5").write_text("a file, not a version folder")
+    (root / "cache_versions.json").write_text("{oops")
+    bdc.configure(root=str(root))
+    fallback = r"cache_versions.json is not valid JSON: .*; using the version folders found under the root instead"
+    with pytest.warns(UserWarning, match=fallback):
+        assert bdc.get_cache_versions() == ["bdc-v0.0", VERSION, "bdc-v0.10"]  # by number
+    with pytest.warns(UserWarning, match=fallback):
+        assert bdc.unique_genotypes() == [VERSION]  # unpinned reads still find the installed version
+
+    shutil.rmtree(root / VERSION)
+    (root / "cache_versions.json").write_text(json.dumps({"versions": ["bdc-v0.0"]}))
+    with pytest.warns(UserWarning) as warned:
+        assert bdc.unique_genotypes() == ["bdc-v0.10"]  # the newest by number, not by name
+    messages = [str(warning.message) for warning in warned]
+    assert "is not a JSON list of bdc-vX.Y names; using the version folders found" in messages[0]
+    assert f"{VERSION} (installed biodata-cache" in messages[1] and "reading bdc-v0.10" in messages[1]
+
+
+def test_deleted_registry_fragment_falls_back_to_the_declaration(client_local_cache, tmp_path):
+    root = tmp_path / "cache"
+    shutil.copytree(client_local_cache, root)
+    bdc.configure(root=str(root))
+    published = {table["name"]: table for table in bdc.get_cache_registry()["tables"]}
+    deleted = ["platform_fib", "quality_control"]
+    for name in deleted:
+        (root / VERSION / "cache_registry" / f"{name}.json").unlink()
+    undescribed = rf"no registry entry for {', '.join(deleted)} in {VERSION}/cache_registry of {root}; described from"
+    with pytest.warns(UserWarning, match=undescribed):
+        registry = {table["name"]: table for table in bdc.get_cache_registry()["tables"]}
+    assert list(registry) == sorted(TABLES)
+    for name in deleted:  # the declaration's entry: the same description and columns, no build manifest
+        assert {k: v for k, v in registry[name].items() if k != "location"} == {
+            k: v for k, v in published[name].items() if k not in ("location", "build")
+        }
+    assert registry["platform_fib"]["location"] == f"{root}/{VERSION}/platform_fib.pqt"
+    assert {name: registry[name] for name in registry if name not in deleted} == {
+        name: published[name] for name in published if name not in deleted
+    }
+    with pytest.warns(UserWarning, match=undescribed):
+        info = bdc.cache_info("quality_control")
+    assert info["location"] == f"{root}/{VERSION}/qc/"
+    assert (info["rows"], info["built_at"], info["partitions"]) == (None, None, None)
+    assert len(bdc.quality_control(None)) == published["quality_control"]["build"]["row_count"]
 
 
 @pytest.mark.parametrize("name", ["", "../x", "a/b", "a" * 129, "a b", "x.pqt", "é", "..", None, 7])

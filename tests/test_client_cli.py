@@ -90,6 +90,21 @@ def test_sql(cli):
     assert out.split() == ["n", str(len(bdc.asset_basics()))]
 
 
+def test_sql_is_read_only_by_default(cli, tmp_path):
+    secret = tmp_path / "secret.csv"
+    secret.write_text("user,password\nroot,hunter2\n")
+    for statement in (f"select * from read_csv('{secret}')", f"copy asset_basics to '{tmp_path / 'out.csv'}'"):
+        code, out, err = cli("sql", statement)
+        assert (code, out) == (2, "") and err.startswith("biodata-cache sql: read-only query refused: "), err
+        assert err.count("\n") == 1 and "--no-read-only" in err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["secret.csv"]
+    code, out, _ = cli("sql", f"select password from read_csv('{secret}')", "--no-read-only")
+    assert code == 0 and out.split() == ["password", "hunter2"]
+    assert cli("sql", "select count(*) as n from asset_basics", "--read-only")[1].split() == [
+        "n", str(len(bdc.asset_basics()))
+    ]
+
+
 def test_errors_exit_nonzero_with_a_message(cli, tmp_path):
     (tmp_path / "empty").mkdir()
     code, _, err = cli("show", "asset_basics", root=str(tmp_path / "empty"))

@@ -183,3 +183,20 @@ def test_copy_folder_layout_mirrors_the_bucket(fresh_root, tmp_path):
     bucket_and_prefix = fresh_root.removeprefix("s3://")
     assert Path(tmp_path, "copy", bucket_and_prefix, VERSION, "unique_genotypes.pqt").is_file()
     assert Path(tmp_path, "copy", ".validators", bucket_and_prefix, VERSION, "unique_genotypes.pqt.json").is_file()
+
+
+@pytest.mark.parametrize("local_copy", [False, True], ids=["direct", "local-copy"])
+def test_corrupt_versions_file_on_s3_falls_back_to_the_version_folders(fresh_root, tmp_path, local_copy):
+    for version in ("bdc-v0.0", "bdc-v99.10", "bdc-v99.9"):
+        CacheStore(fresh_root, version=version).write_table(
+            GENOTYPES, GENOTYPES.from_columns({"genotype": [version]})
+        )
+    bucket, prefix = fresh_root.removeprefix("s3://").split("/", 1)
+    boto3.client("s3").put_object(Bucket=bucket, Key=f"{prefix}/cache_versions.json", Body=b"\x00 not json")
+    bdc.configure(root=fresh_root, local_copy=str(tmp_path / "copy") if local_copy else None)
+    with pytest.warns(UserWarning, match=rf"{fresh_root}/cache_versions.json is not valid JSON"):
+        assert bdc.get_cache_versions() == ["bdc-v0.0", "bdc-v99.9", "bdc-v99.10"]
+    with pytest.warns(UserWarning) as warned:
+        assert bdc.unique_genotypes() == ["bdc-v99.10"]
+    assert "using the version folders found under the root" in str(warned[0].message)
+    assert "reading bdc-v99.10" in str(warned[1].message)
