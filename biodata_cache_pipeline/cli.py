@@ -37,6 +37,7 @@ from biodata_cache_pipeline.automation import (
 )
 from biodata_cache_pipeline.definitions import build_definitions
 from biodata_cache_pipeline.environment import cache_root, environment, pipeline_resources, sample_root
+from biodata_cache_pipeline.stale_runs import prepare_runs
 from biodata_cache_pipeline.storage import CacheStore
 from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS
 from biodata_cache_pipeline.tables.quality_control import QUALITY_CONTROL
@@ -70,17 +71,23 @@ def _reason(error) -> str:
     """The first line of the first error in the chain that is not Dagster's wrapper around it."""
     while error.cause is not None and error.cls_name.startswith("Dagster"):
         error = error.cause
-    lines = error.message.strip().splitlines() or [error.cls_name]
-    return lines[0].removeprefix(f"{error.cls_name}: ")
+    first = (error.message.strip().splitlines() or [error.cls_name])[0]
+    head, separator, rest = first.partition(": ")  # "[module.]Class: message"
+    return rest if separator and (head == error.cls_name or head.endswith(f".{error.cls_name}")) else first
 
 
 def _outcome(result: ExecuteInProcessResult, tables: Sequence[str], outcome: BuildOutcome) -> None:
     """Record the run's failed steps, and the `tables` it neither built nor failed on."""
     failed = set()
+    failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
     for event in result.all_events:
         if event.is_step_failure:
             error = event.step_failure_data.error
-            outcome.failures.append(StepFailure(event.step_key, _reason(error), error.to_string()))
+            reason = _reason(error)
+            checks = [e for e in failed_checks if event.step_key in (e.asset_key.path[-1], f"{e.asset_key.path[-1]}_{e.check_name}")]
+            if checks:  # Dagster's first line only counts the failed blocking checks: name them
+                reason = "; ".join(f"check {e.check_name} failed" + (f": {e.description}" if e.description else "") for e in checks)
+            outcome.failures.append(StepFailure(event.step_key, reason, error.to_string()))
             failed.add(event.step_key)
         elif event.is_run_failure and not failed and event.event_specific_data.error is not None:
             error = event.event_specific_data.error  # a failure outside any step (e.g. a resource)
@@ -117,6 +124,7 @@ def materialize_all(
     stop the others: the outcome lists the failures and what they left unbuilt."""
     resources = pipeline_resources()
     defs = build_definitions(resources)
+    prepare_runs(instance, [defs.resolve_job_def(job.name) for job in (nightly_tables, subject_quality_control)], say)
     io_manager = resources["cache_io_manager"]
     run_config = io_manager.force_publish_run_config() if force_publish else {}
     started = time.monotonic()

@@ -28,7 +28,7 @@ from pydantic import Field
 
 from biodata_cache_pipeline.dagster_internals import add_partition_metadata
 from biodata_cache_pipeline.publish_guard import DEFAULT_MAX_ROW_DROP_FRACTION, PublishRefused, publish_refusal
-from biodata_cache_pipeline.storage import CacheStore
+from biodata_cache_pipeline.storage import CacheStore, UnreadableObject
 from biodata_cache_pipeline.table_checks import ConstraintViolation, constraint_problems
 from biodata_cache_pipeline.tables import TABLES
 from biodata_cache_pipeline.tables.declaration import TableSpec
@@ -110,7 +110,10 @@ class CacheIOManager(ConfigurableIOManager):
             return store.read_table(spec) if store.table_exists(spec) else None
         if not set(keys) <= set(store.list_partitions(spec)):
             return None
-        return {key: store.read_partition(spec, key) for key in keys}
+        try:
+            return {key: store.read_partition(spec, key) for key in keys}
+        except UnreadableObject:  # a damaged partition: built again, and replaced
+            return None
 
     def force_publish_run_config(self) -> dict:
         """Run config that publishes despite the guard (resource config is replaced as a whole)."""

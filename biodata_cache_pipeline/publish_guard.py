@@ -2,7 +2,9 @@
 
 A nightly build reading a half-empty or failing source would otherwise publish a gutted table
 over a good one. The IO manager asks `publish_refusal` before writing anything; on a refusal the
-published table stays as it is (and readable) and the asset fails, unless forced.
+published table stays as it is (and readable) and the asset fails, unless forced. A published
+table that cannot be read (e.g. a truncated file) counts as no published table: `CacheStore` logs
+a warning naming it, and the build replaces it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ class PublishRefused(RuntimeError):
 
 
 def publish_refusal(table: str, published_rows: int | None, new_rows: int, max_drop_fraction: float) -> str | None:
-    """Why `new_rows` must not replace `published_rows` (None: no published table), or None if it may."""
+    """Why `new_rows` must not replace `published_rows` (None: no readable published table), or None if it may."""
     if not published_rows:
         return None
     if new_rows == 0:

@@ -11,6 +11,11 @@ partition (rows, fingerprint of the input it was built from) in `bdc-vX.Y/.build
 change detection and the registry row counts read instead of listing or opening every partition.
 A table or partition whose new bytes equal the stored ones is not written again. The record
 snapshot every table is built from lives in `bdc-vX.Y/_snapshot/`, a private area no reader lists.
+
+A temp file's name holds its writer's host and process id: each snapshot refresh first removes the
+temps of writers that are gone (`remove_stale_temps`), never one a running writer still fills. An
+unreadable published object (a truncated parquet, a corrupt registry fragment or build state) is
+reported by path with a warning and treated as absent, so the next build replaces it.
 """
 
 from __future__ import annotations
@@ -18,10 +23,12 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
+import logging
 import os
 import random
 import re
 import secrets
+import socket
 import tempfile
 import threading
 import time
@@ -53,6 +60,11 @@ REGISTRY_FILE = "cache_registry.json"
 BUILD_STATE_FOLDER = ".build_state"
 VERSIONS_FILE = "cache_versions.json"
 STAGING_FOLDER = ".staging"
+# Where the snapshot of a remote (S3, memory) root is written before its upload.
+LOCAL_STAGING_FOLDER = os.path.join(tempfile.gettempdir(), f"biodata-cache-staging-{os.getuid()}")
+# `.<object name>.<pid>-<token>-<host>.tmp`: a later run removes it once that process is gone.
+TEMP_NAME = re.compile(r"\.(?P<name>.+?)\.(?P<pid>\d+)-[0-9a-f]{16}-(?P<host>[^/]*)\.tmp")
+STALE_TEMP_SECONDS = 24 * 3600  # a temp whose writer cannot be checked (another host) is removed after this
 SNAPSHOT_FOLDER = "_snapshot"
 SNAPSHOT_FILE = "records.parquet"
 VERSION_WRITE_ATTEMPTS = 10
@@ -61,6 +73,7 @@ RETRYABLE_CONDITIONAL_ERRORS = ("PreconditionFailed", "ConditionalRequestConflic
 MEMORY_SCHEME = "memory://"
 # Serialises version registrations in the in-memory store (one process by definition).
 _MEMORY_VERSIONS_LOCK = threading.Lock()
+log = logging.getLogger(__name__)
 
 
 def filesystem_for(uri: str) -> tuple[pafs.FileSystem, str]:
@@ -167,15 +180,13 @@ class CacheStore:
     def snapshot_output(self) -> Iterator[SnapshotOutput]:
         """A local file for the next snapshot, published over the stored one (atomically for
         readers) when the block ends without an error and without `discard()`; otherwise the
-        stored one stays."""
+        stored one stays. The temps of writers that are gone are removed first."""
         path = self._path(SNAPSHOT_FOLDER, SNAPSHOT_FILE)
-        if self._is_s3 or self._is_memory:
-            folder = None
-        else:
-            folder = os.path.join(self._root_path, STAGING_FOLDER)
-            os.makedirs(folder, exist_ok=True)
-        handle, temp = tempfile.mkstemp(prefix=".records.", suffix=".tmp", dir=folder)
-        os.close(handle)
+        self.remove_stale_temps()
+        folder = self._staging_folder
+        os.makedirs(folder, exist_ok=True)
+        temp = os.path.join(folder, _temp_name("records"))
+        os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         output = SnapshotOutput(temp)
         try:
             yield output
@@ -193,6 +204,28 @@ class CacheStore:
         finally:
             with suppress(FileNotFoundError):
                 os.remove(temp)
+
+    def remove_stale_temps(self) -> list[str]:
+        """Remove the staging temps left by writers that are gone (killed mid-write): those written
+        on this host by a process no longer running, and any older than `STALE_TEMP_SECONDS`; a
+        temp of a running writer stays. Returns the paths removed."""
+        try:
+            entries = [entry for entry in os.scandir(self._staging_folder) if entry.name.endswith(".tmp")]
+        except FileNotFoundError:
+            return []
+        now, removed = time.time(), []
+        for entry in entries:
+            match = TEMP_NAME.fullmatch(entry.name)
+            mine = match is not None and unquote(match["host"]) == socket.gethostname()
+            try:
+                old = now - entry.stat().st_mtime > STALE_TEMP_SECONDS
+            except FileNotFoundError:  # its writer just renamed it
+                continue
+            if old or (mine and not process_alive(int(match["pid"]))):
+                with suppress(FileNotFoundError):
+                    os.remove(entry.path)
+                    removed.append(entry.path)
+        return removed
 
     # -- tables --------------------------------------------------------------------------------
 
@@ -249,6 +282,7 @@ class CacheStore:
         return sorted(values)
 
     def read_table(self, spec: TableSpec) -> pa.Table:
+        """An unpartitioned table; `UnreadableObject` (naming it) when its object is not parquet."""
         self._require_partitioned(spec, False)
         return self._read_parquet(spec, self._table_path(spec))
 
@@ -268,30 +302,42 @@ class CacheStore:
                 table = pq.read_table(source, columns=columns)
         except FileNotFoundError:
             raise FileNotFoundError(f"table {spec.name}: no object at {self._describe(path)}") from None
+        except pa.ArrowInvalid as error:
+            raise UnreadableObject(f"{self._unreadable(spec, path, error)}; the next build replaces it") from error
         declared = spec.schema
         return table.cast(pa.schema([declared.field(name) for name in columns]))
 
     def read_parquet_metadata(self, spec: TableSpec, value: str | None = None) -> pq.FileMetaData | None:
-        """Footer (schema, row count) of a table or of one partition; None when it is absent."""
+        """Footer (schema, row count) of a table or of one partition; None when it is absent, or
+        unreadable (logged as a warning naming it: the publish guard sees no previous table)."""
         path = self.partition_path(spec, value) if spec.partitioned else self._table_path(spec)
         try:
             with self.filesystem.open_input_file(path) as source:
                 return pq.read_metadata(source)
         except FileNotFoundError:
             return None
+        except pa.ArrowInvalid as error:
+            log.warning("%s; treated as absent: this build replaces it", self._unreadable(spec, path, error))
+            return None
 
     def table_exists(self, spec: TableSpec) -> bool:
-        """An unpartitioned table's object exists, or a partitioned table has at least one partition."""
+        """A partitioned table has at least one partition, or an unpartitioned table's object exists
+        and its footer reads (an unreadable one is logged and counts as absent, to be built again)."""
         if spec.partitioned:
             return bool(self.list_partitions(spec))
-        return self.filesystem.get_file_info(self._table_path(spec)).is_file
+        return self.read_parquet_metadata(spec) is not None
 
     # -- registry and versions -----------------------------------------------------------------
 
     def read_build(self, spec: TableSpec) -> dict:
         """The published build manifest of one table ({} when there is none): its registry fragment,
         else its entry in `cache_registry.json`."""
-        entry = self._read_json(self._path(REGISTRY_FOLDER, f"{spec.name}.json"))
+        path = self._path(REGISTRY_FOLDER, f"{spec.name}.json")
+        try:
+            entry = self._read_json(path)
+        except ValueError as error:  # {}: the table is built and published again, which rewrites it
+            log.warning("%s; treated as no published build", error)
+            return {}
         if entry is None:
             entry = next((t for t in self.read_registry()["tables"] if t["name"] == spec.name), {})
         return entry.get("build", {})
@@ -301,12 +347,24 @@ class CacheStore:
         fragment = _json_bytes({**spec.registry_entry(self.table_location(spec)), "build": build})
         self._put(self._path(f"{spec.object_name}.json"), _json_bytes({"columns": spec.column_names}))
         self._put(self._path(REGISTRY_FOLDER, f"{spec.name}.json"), fragment)
-        self._put(self._path(REGISTRY_FILE), _json_bytes({"tables": self._read_fragments()}))
+        self._put(self._path(REGISTRY_FILE), _json_bytes({"tables": self._read_fragments(repair=True)}))
 
     def read_partition_state(self, spec: TableSpec) -> dict[str, dict]:
-        """Partition value -> `{"rows", "fingerprint"}` as last written; {} before the first build."""
+        """Partition value -> `{"rows", "fingerprint"}` as last written; {} before the first build.
+        An unreadable state is logged and rebuilt from the partitions' footers, with no fingerprint
+        (so each partition is built again when next requested)."""
         self._require_partitioned(spec, True)
-        return (self._read_json(self._path(BUILD_STATE_FOLDER, f"{spec.name}.json")) or {}).get("partitions", {})
+        path = self._path(BUILD_STATE_FOLDER, f"{spec.name}.json")
+        try:
+            state = self._read_json(path) or {}
+            partitions = state.get("partitions", {}) if isinstance(state, dict) else None
+            if not isinstance(partitions, dict):
+                raise ValueError(f"{self._describe(path)} is not a build state")
+        except ValueError as error:
+            log.warning("%s; rebuilt from the stored partitions", error)
+            footers = {value: self.read_parquet_metadata(spec, value) for value in self.list_partitions(spec)}
+            return {value: {"rows": f.num_rows, "fingerprint": None} for value, f in footers.items() if f is not None}
+        return partitions
 
     def write_partition_state(self, spec: TableSpec, partitions: dict[str, dict]) -> None:
         self._require_partitioned(spec, True)
@@ -385,6 +443,11 @@ class CacheStore:
     # -- helpers -------------------------------------------------------------------------------
 
     @property
+    def _staging_folder(self) -> str:
+        """Local temp files: `<root>/.staging` for a local root, else a folder of the system's temp dir."""
+        return LOCAL_STAGING_FOLDER if self._is_s3 or self._is_memory else os.path.join(self._root_path, STAGING_FOLDER)
+
+    @property
     def _versions_path(self) -> str:
         return f"{self._root_path}/{VERSIONS_FILE}"
 
@@ -430,7 +493,7 @@ class CacheStore:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         staging = os.path.join(self._root_path, STAGING_FOLDER)
         os.makedirs(staging, exist_ok=True)
-        temp = os.path.join(staging, f".{os.path.basename(path)}.{secrets.token_hex(8)}.tmp")
+        temp = os.path.join(staging, _temp_name(os.path.basename(path)))
         try:
             with open(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as out:
                 out.write(data)
@@ -464,11 +527,39 @@ class CacheStore:
         except ValueError as error:
             raise ValueError(f"{self._describe(path)} is not valid JSON: {error}") from error
 
-    def _read_fragments(self) -> list[dict]:
+    def _read_fragments(self, repair: bool = False) -> list[dict]:
+        """The registry fragments. An unreadable one is logged and replaced by its table's entry in
+        `cache_registry.json` (`repair`: rewritten from it), or left out when that has none."""
         folder = self._path(REGISTRY_FOLDER)
         infos = self.filesystem.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
-        fragments = [self._read_json(i.path) for i in infos if i.is_file and i.path.endswith(".json")]
+        fragments, merged = [], None
+        for info in infos:
+            if not (info.is_file and info.path.endswith(".json")):
+                continue
+            try:
+                fragment = self._read_json(info.path)
+                if not isinstance(fragment, dict) or not isinstance(fragment.get("name"), str):
+                    raise ValueError(f"{self._describe(info.path)} is not a registry entry")
+            except ValueError as error:
+                if merged is None:
+                    merged = self._merged_registry_entries()
+                name = os.path.basename(info.path).removesuffix(".json")
+                fragment = merged.get(name)
+                log.warning("%s; %s", error, "its entry in cache_registry.json is used" if fragment else "left out")
+                if fragment is None:
+                    continue
+                if repair:
+                    self._put(info.path, _json_bytes(fragment))
+            fragments.append(fragment)
         return sorted(fragments, key=lambda fragment: fragment["name"])
+
+    def _merged_registry_entries(self) -> dict[str, dict]:
+        """Table name -> entry of `cache_registry.json` ({} when it is absent or unreadable)."""
+        try:
+            merged = self._read_json(self._path(REGISTRY_FILE)) or {}
+            return {entry["name"]: entry for entry in merged.get("tables", [])}
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return {}
 
     def _read_parquet(self, spec: TableSpec, path: str) -> pa.Table:
         try:
@@ -476,7 +567,37 @@ class CacheStore:
                 table = pq.read_table(source)
         except FileNotFoundError:
             raise FileNotFoundError(f"table {spec.name}: no object at {self._describe(path)}") from None
+        except pa.ArrowInvalid as error:
+            raise UnreadableObject(f"{self._unreadable(spec, path, error)}; the next build replaces it") from error
         return self._conform(spec, table, path)
+
+    def _unreadable(self, spec: TableSpec, path: str, error: Exception) -> UnreadableObject:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        return UnreadableObject(f"table {spec.name}: {self._describe(path)} is not readable parquet ({reason})")
+
+
+class UnreadableObject(ValueError):
+    """A published object that is not what it should be (e.g. a truncated parquet file)."""
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this host (a zombie counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:  # no /proc (macOS), or it just ended
+        return True
+
+
+def _temp_name(name: str) -> str:
+    """A staging file name for the object `name`, holding the writer's pid and host (`TEMP_NAME`)."""
+    return f".{name}.{os.getpid()}-{secrets.token_hex(8)}-{quote(socket.gethostname(), safe='')}.tmp"
 
 
 def _parquet_bytes(table: pa.Table) -> bytes:

@@ -340,6 +340,48 @@ def test_crashed_write_never_breaks_readers(tmp_path: Path, store: CacheStore):
     assert store.list_partitions(QC) == ["1", "2"]
 
 
+def _stall_before_rename(root: str) -> None:
+    os.replace = lambda *args: time.sleep(600)
+    CacheStore(root, version=VERSION).write_partition(QC, "1", qc_table("1", value=7.0))
+
+
+def _crash_in_snapshot_output(root: str) -> None:
+    with CacheStore(root, version=VERSION).snapshot_output() as output:
+        Path(output.path).write_bytes(b"half a snapshot")
+        os._exit(3)
+
+
+def test_the_next_snapshot_refresh_removes_dead_writers_temps_only(tmp_path: Path, store: CacheStore):
+    spawn = multiprocessing.get_context("spawn")
+    for crash in (_crash_in_snapshot_output, _crash_before_rename):
+        crashing = spawn.Process(target=crash, args=(str(tmp_path),))
+        crashing.start()
+        crashing.join(60)
+        assert crashing.exitcode == 3
+    dead = temp_files_under(tmp_path)
+    assert sorted(Path(f).name.split(".")[1] for f in dead) == ["data", "records"]
+    stalled = spawn.Process(target=_stall_before_rename, args=(str(tmp_path),))
+    stalled.start()
+    try:
+        deadline = time.monotonic() + 60
+        while len(temp_files_under(tmp_path)) < 3:
+            assert time.monotonic() < deadline, "the live writer wrote no temp"
+            time.sleep(0.05)
+        in_flight = sorted(set(temp_files_under(tmp_path)) - set(dead))
+        unknown = tmp_path / ".staging" / ".data.pqt.0123456789abcdef.tmp"  # older naming: no writer to check
+        unknown.write_bytes(b"x")
+        aged = tmp_path / ".staging" / ".data.pqt.fedcba9876543210.tmp"
+        aged.write_bytes(b"x")
+        os.utime(aged, (time.time() - 2 * 86400,) * 2)
+
+        with store.snapshot_output() as output:
+            output.discard()
+        assert temp_files_under(tmp_path) == sorted([*in_flight, ".staging/.data.pqt.0123456789abcdef.tmp"])
+    finally:
+        stalled.kill()
+        stalled.join(60)
+
+
 # -- registry ----------------------------------------------------------------------------------
 
 
