@@ -13,6 +13,8 @@ Per-resource overrides, in either environment:
 - `BIODATA_SAMPLE_ROOT`: the local records folder (local only; default `.biodata-sample`)
 - `BIODATA_OPEN_DATA_ROOT`: the open-data store (default: the sample folder / `s3://aind-open-data`)
 - `BIODATA_FORAGING_SESSIONS`: the session table (default `<sample root>/_foraging/session_table.parquet` / `SESSION_DB`)
+- `BIODATA_POOL_WAIT_SECONDS`: how long `materialize` waits for a pool slot another live build holds
+  (`stale_runs.py`; default 600)
 - `BIODATA_CACHE_ROOT`: the cache root (default `.biodata-cache` / `s3://allen-data-views/data-asset-cache`)
 - DocDB (prod), as Dagster `EnvVar`s resolved at run time: `BIODATA_DOCDB_HOST`, `BIODATA_DOCDB_DATABASE`,
   `BIODATA_DOCDB_COLLECTION`, `BIODATA_DOCDB_VERSION`, `BIODATA_DOCDB_PAGE_SIZE`, `BIODATA_DOCDB_BATCH_SIZE`,

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -45,6 +47,7 @@ from biodata_cache_pipeline.snapshot import (
 from biodata_cache_pipeline.sources import RecordSource
 
 CHUNK_SIZE = 250  # listing entries per worker task
+PARENT_CHECK_SECONDS = 1.0
 REASONS_SHOWN = 5
 
 
@@ -115,7 +118,12 @@ def _in_order(work: Callable, tasks: Iterable, workers: int) -> Iterator:
         yield from map(work, tasks)
         return
     # spawn, not fork: the caller may be a threaded Dagster process.
-    pool = ProcessPoolExecutor(min(workers, len(tasks)), mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(
+        min(workers, len(tasks)),
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_exit_with_parent,
+        initargs=(os.getpid(),),
+    )
     try:
         pending: deque = deque()
         for task in tasks:
@@ -126,6 +134,18 @@ def _in_order(work: Callable, tasks: Iterable, workers: int) -> Iterator:
             yield pending.popleft().result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In a worker: end the process soon after `parent` is gone (killed with -9, it cannot stop its
+    workers, which would otherwise wait on their task queue forever)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
 
 
 def refresh_snapshot(

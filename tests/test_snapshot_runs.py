@@ -4,6 +4,7 @@ snapshot and the published tables as they were."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -87,6 +88,40 @@ def test_a_build_killed_while_refreshing_the_snapshot_changes_nothing_published(
     materialize(samples, cache)  # the next build reads the records again and publishes the same tables
     tables = {name: entry[2] for name, entry in stored_files(cache).items() if name.endswith(".pqt")}
     assert tables == {name: entry[2] for name, entry in before.items() if name.endswith(".pqt")}
+
+
+def _children(pid: int) -> set[int]:
+    children = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children.update(int(c) for c in (task / "children").read_text().split())
+    return children
+
+
+def test_the_refresh_workers_end_with_a_killed_build(built):
+    """`kill -9` of the build alone (not its process group): its worker processes do not live on."""
+    samples, cache = built
+    for record in samples.glob("*/metadata.nd.json"):
+        os.utime(record)
+    command, env = materialize_command(samples, cache)
+    build = subprocess.Popen(command, env=env, cwd=PROJECT, start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not list((cache / ".staging").glob(".records.*.tmp")):
+            assert build.poll() is None and time.monotonic() < deadline, "the refresh never started"
+            time.sleep(0.05)
+        time.sleep(0.5)
+        workers = _children(build.pid)
+        assert workers, "no worker processes"
+        os.kill(build.pid, signal.SIGKILL)
+        build.wait(timeout=30)
+        deadline = time.monotonic() + 15
+        while any(Path(f"/proc/{w}").exists() for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [w for w in workers if Path(f"/proc/{w}").exists()], "workers outlived the build"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(build.pid, signal.SIGKILL)
 
 
 def test_only_tables_whose_inputs_changed_are_built_again(tmp_path, monkeypatch):
