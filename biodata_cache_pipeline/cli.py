@@ -39,6 +39,7 @@ from biodata_cache_pipeline.definitions import build_definitions
 from biodata_cache_pipeline.environment import cache_root, environment, pipeline_resources, sample_root
 from biodata_cache_pipeline.stale_runs import prepare_runs
 from biodata_cache_pipeline.storage import CacheStore
+from biodata_cache_pipeline.subjects import shown_id
 from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS
 from biodata_cache_pipeline.tables.quality_control import QUALITY_CONTROL
 
@@ -142,7 +143,7 @@ def materialize_all(
         plan = refresh.plan
         say(f"[2/2] building quality_control: {plan.summary()}")
         for key, reason in sorted(plan.rejected.items())[:REJECTED_SHOWN]:
-            say(f"      rejected subject id {_cut(repr(key))}: {reason}")
+            say(f"      rejected subject id {shown_id(key)!r}: {reason}")
         if plan.run_range is not None:
             tags = partition_range_tags(*plan.run_range)
             _run(instance, defs, subject_quality_control.name, [QUALITY_CONTROL.name], tags, run_config, outcome)

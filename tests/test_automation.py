@@ -38,6 +38,7 @@ from biodata_cache_pipeline.definitions import build_definitions
 from biodata_cache_pipeline.environment import pipeline_resources
 from biodata_cache_pipeline.sample_corpus import generate_corpus
 from biodata_cache_pipeline.storage import CacheStore
+from biodata_cache_pipeline.subjects import shown_id
 from biodata_cache_pipeline.tables import TABLES
 from biodata_cache_pipeline.tables.quality_control import QUALITY_CONTROL
 from biodata_cache_pipeline.version import version_folder
@@ -171,8 +172,8 @@ def test_sensor_rebuilds_changed_and_new_subjects_in_one_run_and_deletes_gone_on
     cursor = json.loads(result.cursor)
     assert cursor["rejected_count"] == len(UNSAFE_SUBJECTS)
     for subject, reason in UNSAFE_SUBJECTS.items():
-        assert reason in cursor["rejected"][subject]
-        assert f"subject id {subject!r} rejected as a partition key: " in caplog.text
+        assert reason in cursor["rejected"][shown_id(subject)]  # a long id is cut (the 250-character one)
+        assert f"subject id {shown_id(subject)!r} rejected as a partition key: " in caplog.text
 
     (request,) = result.run_requests
     apply_partition_requests(pipeline.instance, result.dynamic_partitions_requests)
@@ -195,6 +196,18 @@ def test_sensor_rebuilds_changed_and_new_subjects_in_one_run_and_deletes_gone_on
     after = pipeline.tick()
     assert after.run_requests == [] and after.dynamic_partitions_requests == []
     assert "rejected" not in caplog.text, "known rejections are logged once, not on every tick"
+
+
+def test_a_megabyte_subject_id_is_cut_in_the_cursor_and_the_log(pipeline, caplog):
+    pipeline.sensor_log = caplog.handler
+    huge = "x" * 1_000_000
+    write_record(pipeline.samples, "huge_2025-01-01_03-04-05", huge)
+    pipeline.nightly()
+    result = pipeline.tick()
+    assert len(result.cursor) < 10_000
+    assert json.loads(result.cursor)["rejected_count"] == 1
+    assert "(1000000 characters)" in result.cursor and "(1000000 characters)" in caplog.text
+    assert len(caplog.text) < 10_000
 
 
 def test_sensor_waits_while_a_run_writes_asset_basics(pipeline):

@@ -112,5 +112,5 @@ def test_records_with_problems_and_rejected_subjects_are_printed_cut(tmp_path):
     assert "records with problems" in done.stderr
     assert f"  record_snapshot: 1, e.g. {asset_name('4', 0)}" in done.stderr  # the `null` record
     rejected = next(line for line in done.stdout.splitlines() if "rejected subject id" in line)
-    assert "(1000002 characters)" in rejected and len(rejected) < 400
+    assert "(1000000 characters)" in rejected and len(rejected) < 400
     assert len(done.stdout) + len(done.stderr) < 10_000
