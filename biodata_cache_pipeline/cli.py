@@ -134,7 +134,24 @@ def materialize_all(
     say(f"[1/2] building the record snapshot and {len(NIGHTLY_TABLES) - 1} tables: {', '.join(NIGHTLY_TABLES[1:])}")
     _run(instance, defs, nightly_tables.name, NIGHTLY_TABLES, {}, run_config, outcome)
 
-    refresh = refresh_subjects(instance, io_manager, full=not changed_only)
+    try:
+        refresh = refresh_subjects(instance, io_manager, full=not changed_only)
+    except OSError as error:  # the published asset_basics or the build state cannot be read
+        outcome.failures.append(StepFailure(QUALITY_CONTROL.name, f"subjects not planned: {error}", repr(error)))
+        say(f"[2/2] quality_control not built: {error}")
+    else:
+        _build_subjects(instance, defs, refresh, run_config, outcome, say)
+    say(f"done in {time.monotonic() - started:.1f}s" + (f", {len(outcome.failures)} failed" if outcome.failures else ""))
+    try:
+        outcome.registry = io_manager.store().read_registry()
+    except OSError as error:
+        outcome.failures.append(StepFailure("cache_registry", f"not read: {error}", repr(error)))
+    return outcome
+
+
+def _build_subjects(instance: DagsterInstance, defs: Definitions, refresh, run_config: dict, outcome: BuildOutcome,
+                    say: Callable[[str], None]) -> None:
+    """Sync the subject partitions with the plan, then quality_control for its subjects, in one run."""
     if refresh is None:
         say(f"[2/2] quality_control not built: {ASSET_BASICS.name} was never published")
         outcome.not_built.append(QUALITY_CONTROL.name)
@@ -147,14 +164,11 @@ def materialize_all(
         if plan.run_range is not None:
             tags = partition_range_tags(*plan.run_range)
             _run(instance, defs, subject_quality_control.name, [QUALITY_CONTROL.name], tags, run_config, outcome)
-    say(f"done in {time.monotonic() - started:.1f}s" + (f", {len(outcome.failures)} failed" if outcome.failures else ""))
-    outcome.registry = io_manager.store().read_registry()
-    return outcome
 
 
 def print_summary(registry: dict, store: CacheStore) -> None:
     print(f"cache: {store.root_uri}/{store.version}/")
-    for table in registry["tables"]:
+    for table in registry.get("tables", []):
         build = table.get("build", {})
         partitions = f", {build['partitions']} partitions" if table["partitioned"] else ""
         print(f"  {table['name']:<22} {build.get('row_count', '?'):>8} rows{partitions}")

@@ -1,8 +1,12 @@
 """Cache storage: every path, parquet write, registry and version entry of the cache (layout.md).
 
 `CacheStore` owns a cache root, a local folder, `s3://bucket/prefix` or `memory://name` (the
-process-wide in-memory store of fsspec, for tests), and reads and writes it through one pyarrow
-filesystem. Writes are atomic for readers: locally a temp file in
+process-wide in-memory store of fsspec, for tests), and writes it through one pyarrow filesystem.
+On S3 it reads through the client's `RetryingS3Handler` over that filesystem: every read request
+(HEAD, listing, each ranged read of a parquet file) is retried with backoff, since the AWS SDK
+inside pyarrow does not retry a 503 answering a small ranged read, and a read that still fails
+raises `CacheReadError` naming the object. Writes keep the SDK's retries (and botocore's for the
+boto3 calls). Writes are atomic for readers: locally a temp file in
 `<root>/.staging/` is renamed over the target (never inside a table folder, where DuckDB's `**`
 glob would pick a crashed leftover up); on S3 each object is one PUT. `cache_versions.json` is
 updated under an exclusive file lock locally and with conditional writes on S3, so concurrent
@@ -91,6 +95,13 @@ def filesystem_for(uri: str) -> tuple[pafs.FileSystem, str]:
     return pafs.LocalFileSystem(), path
 
 
+def _retrying_reads(s3: pafs.S3FileSystem) -> pafs.PyFileSystem:
+    """`s3` for reading: every request retried with backoff, a read that still fails names its object."""
+    from biodata_cache_client.sources import RetryingS3Handler  # the client imports this module: import when used
+
+    return pafs.PyFileSystem(RetryingS3Handler(s3))
+
+
 def memory_filesystem() -> pafs.PyFileSystem:
     """The in-memory store shared by every writer and reader of this process (fsspec's `memory`)."""
     import fsspec
@@ -137,6 +148,7 @@ class CacheStore:
         self.filesystem = filesystem
         self.version = version
         self._is_s3 = _is_s3_uri(root)
+        self._read_filesystem = _retrying_reads(filesystem) if self._is_s3 else filesystem
         self._is_memory = _is_memory_uri(root)
         self._root_path = root_path
         self.root_uri = self._uri(root_path)
@@ -172,7 +184,9 @@ class CacheStore:
     def open_snapshot(self) -> pq.ParquetFile | None:
         """The stored record snapshot, None when there is none yet."""
         try:
-            return pq.ParquetFile(self.filesystem.open_input_file(self._path(SNAPSHOT_FOLDER, SNAPSHOT_FILE)))
+            return pq.ParquetFile(
+                self._read_filesystem.open_input_file(self._path(SNAPSHOT_FOLDER, SNAPSHOT_FILE))
+            )
         except FileNotFoundError:
             return None
 
@@ -273,7 +287,8 @@ class CacheStore:
         self._require_partitioned(spec, True)
         folder = self._path(spec.object_name)
         prefix = f"{spec.partition_key}="
-        listing = self.filesystem.get_file_info(pafs.FileSelector(folder, recursive=True, allow_not_found=True))
+        selector = pafs.FileSelector(folder, recursive=True, allow_not_found=True)
+        listing = self._read_filesystem.get_file_info(selector)
         values = []
         for info in listing:
             segment, _, name = info.path.removeprefix(f"{folder}/").partition("/")
@@ -298,7 +313,7 @@ class CacheStore:
 
     def _read_columns(self, spec: TableSpec, path: str, columns: list[str]) -> pa.Table:
         try:
-            with self.filesystem.open_input_file(path) as source:
+            with self._read_filesystem.open_input_file(path) as source:
                 table = pq.read_table(source, columns=columns)
         except FileNotFoundError:
             raise FileNotFoundError(f"table {spec.name}: no object at {self._describe(path)}") from None
@@ -312,7 +327,7 @@ class CacheStore:
         unreadable (logged as a warning naming it: the publish guard sees no previous table)."""
         path = self.partition_path(spec, value) if spec.partitioned else self._table_path(spec)
         try:
-            with self.filesystem.open_input_file(path) as source:
+            with self._read_filesystem.open_input_file(path) as source:
                 return pq.read_metadata(source)
         except FileNotFoundError:
             return None
@@ -513,7 +528,7 @@ class CacheStore:
 
     def _read_bytes(self, path: str) -> bytes | None:
         try:
-            with self.filesystem.open_input_stream(path) as source:
+            with self._read_filesystem.open_input_stream(path) as source:
                 return source.read()
         except FileNotFoundError:
             return None
@@ -531,7 +546,7 @@ class CacheStore:
         """The registry fragments. An unreadable one is logged and replaced by its table's entry in
         `cache_registry.json` (`repair`: rewritten from it), or left out when that has none."""
         folder = self._path(REGISTRY_FOLDER)
-        infos = self.filesystem.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
+        infos = self._read_filesystem.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
         fragments, merged = [], None
         for info in infos:
             if not (info.is_file and info.path.endswith(".json")):
@@ -563,7 +578,7 @@ class CacheStore:
 
     def _read_parquet(self, spec: TableSpec, path: str) -> pa.Table:
         try:
-            with self.filesystem.open_input_file(path) as source:
+            with self._read_filesystem.open_input_file(path) as source:
                 table = pq.read_table(source)
         except FileNotFoundError:
             raise FileNotFoundError(f"table {spec.name}: no object at {self._describe(path)}") from None

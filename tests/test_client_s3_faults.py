@@ -3,12 +3,8 @@
 
 from __future__ import annotations
 
-import http.client
-import itertools
-import threading
 import uuid
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
 import boto3
@@ -19,101 +15,19 @@ import biodata_cache_client as bdc
 from biodata_cache_pipeline.storage import CacheStore
 from biodata_cache_pipeline.tables import TABLES
 from biodata_cache_pipeline.version import version_folder
+from s3_faults import FaultProxy, FaultRule, every, proxies
 
 VERSION = version_folder()
 ROOT = "s3://client-cache/data-asset-cache"  # the client_s3_cache fixture
-SLOW_DOWN = (  # as S3 sends it: longer than a small ranged read (one column chunk) asks for
-    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
-    b"<Message>Please reduce your request rate.</Message><RequestId>7V2KQ8W4CZ3N1M5P</RequestId>"
-    b"<HostId>" + b"h" * 76 + b"</HostId></Error>"
-)
 QC = TABLES["quality_control"]
-HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "date", "server"}
 pytestmark = pytest.mark.usefixtures("client_settings")
 
 
-class FaultProxy(ThreadingHTTPServer):
-    """Forwards every request to moto, except those `fails(number, method, path)` answers with a 503."""
-
-    daemon_threads = True
-
-    def __init__(self, upstream: str, fails: Callable[[int, str, str], bool]):
-        self.upstream = urlsplit(upstream)
-        self.fails = fails
-        self.numbers = itertools.count(1)
-        self.lock = threading.Lock()
-        self.forwarded = 0
-        self.refused = 0
-        super().__init__(("127.0.0.1", 0), ProxyHandler)
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class ProxyHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: FaultProxy
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def forward(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else None
-        with self.server.lock:
-            refuse = self.server.fails(next(self.server.numbers), self.command, self.path)
-            self.server.refused += refuse
-            self.server.forwarded += not refuse
-        if refuse:
-            self.send_response(503, "Slow Down")
-            self.send_header("Content-Type", "application/xml")
-            self.send_header("Content-Length", str(len(SLOW_DOWN)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(SLOW_DOWN)
-            return
-        upstream = http.client.HTTPConnection(self.server.upstream.hostname, self.server.upstream.port, timeout=60)
-        try:
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
-            upstream.request(self.command, self.path, body=body, headers=headers)
-            response = upstream.getresponse()
-            data = response.read()
-        finally:
-            upstream.close()
-        self.send_response(response.status, response.reason)
-        for name, value in response.getheaders():
-            if name.lower() not in HOP_HEADERS:
-                self.send_header(name, value)
-        length = response.getheader("Content-Length", "0") if self.command == "HEAD" else str(len(data))
-        self.send_header("Content-Length", length)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
-
-    do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = forward
-
-
 @pytest.fixture
-def through_proxy(client_s3_cache, aws_env, monkeypatch) -> Iterator[Callable[[Callable], FaultProxy]]:
+def through_proxy(client_s3_cache, aws_env, monkeypatch) -> Iterator[Callable[[FaultRule], FaultProxy]]:
     """Start a proxy with the given fault rule; the client's S3 requests go through it from then on."""
-    proxies = []
-
-    def start(fails: Callable[[int, str, str], bool]) -> FaultProxy:
-        proxy = FaultProxy(aws_env["AWS_ENDPOINT_URL"], fails)
-        threading.Thread(target=proxy.serve_forever, daemon=True).start()
-        proxies.append(proxy)
-        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
-        return proxy
-
-    yield start
-    for proxy in proxies:
-        proxy.shutdown()
-        proxy.server_close()
-
-
-def every(n: int) -> Callable[[int, str, str], bool]:
-    return lambda number, method, path: number % n == 0
+    with proxies(aws_env, monkeypatch) as start:
+        yield start
 
 
 @pytest.fixture
@@ -197,7 +111,7 @@ def test_a_partition_that_cannot_be_read_is_named(through_proxy):
     bdc.configure(root=ROOT)
     subjects = sorted(set(bdc.quality_control(None, columns=["subject_id"])["subject_id"]))
     broken = f"subject_id={subjects[1]}/data.pqt"
-    through_proxy(lambda number, method, path: method == "GET" and unquote(urlsplit(path).path).endswith(broken))
+    through_proxy(lambda number, method, path, _: method == "GET" and unquote(urlsplit(path).path).endswith(broken))
     assert len(bdc.qc(subjects[0])) > 0  # the other partitions still read
     reads_of_the_whole_table = (
         lambda: bdc.quality_control(None),
