@@ -545,7 +545,8 @@ def measure_docdb(scratch: Path, records: int = DOCDB_RECORDS) -> dict:
     a full build, then `--changed-only` after 1% of the documents changed, then with nothing changed."""
     import gc
 
-    from biodata_cache_pipeline.docdb_standin import DocDbStandIn, records_from_folder
+    sys.path.insert(0, str(PROJECT / "tests"))  # the stand-in lives with the tests (test-only dependencies)
+    from docdb_standin import DocDbStandIn, records_from_folder
 
     corpus = docdb_corpus(scratch, records)
     started = time.perf_counter()

@@ -9,7 +9,7 @@ import pytest
 import requests
 from aind_data_access_api.document_db import MetadataDbClient
 
-from biodata_cache_pipeline.docdb_standin import DROP, EMPTY, DocDbStandIn, records_from_folder
+from docdb_standin import DROP, EMPTY, DocDbStandIn, records_from_folder
 from biodata_cache_pipeline.sources.docdb import (
     DEFAULT_HOST,
     DocDbError,

@@ -9,7 +9,7 @@ from dagster import DagsterInstance
 from handmade_corpus import write_corpus
 
 from biodata_cache_pipeline.cli import materialize_all
-from biodata_cache_pipeline.docdb_standin import EMPTY, DocDbStandIn, records_from_folder
+from docdb_standin import EMPTY, DocDbStandIn, records_from_folder
 from biodata_cache_pipeline.sources.docdb import DocDbError
 from biodata_cache_pipeline.storage import CacheStore
 from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS

@@ -6,7 +6,7 @@ import json
 
 import requests
 
-from biodata_cache_pipeline.docdb_standin import DocDbStandIn
+from docdb_standin import DocDbStandIn
 
 INVENTORY = {  # the manual's "Project Fields to Return from Query" collection, one document
     "_id": 5,
@@ -93,3 +93,16 @@ def test_projections_through_nested_arrays_are_answered_over_http_and_bad_ones_r
             assert rejected.status_code == 400 and message in rejected.json()["message"], spec
         # Projection operators stay with mongomock.
         assert find({"_id": 0, "a": {"$slice": 1}}, {"_id": 1}).json() == [{"a": [NESTED["a"][0]]}]
+
+
+def test_the_stand_in_is_not_in_the_installed_package():
+    """It needs the test-only mongomock: it lives with the tests, and no pipeline module imports it."""
+    import importlib.util
+    from pathlib import Path
+
+    import biodata_cache_pipeline
+
+    assert importlib.util.find_spec("biodata_cache_pipeline.docdb_standin") is None
+    package = Path(biodata_cache_pipeline.__file__).parent
+    imports = ("import mongomock", "from mongomock", "docdb_standin import", "import docdb_standin")
+    assert not [p for p in package.rglob("*.py") if any(i in p.read_text() for i in imports)]

@@ -15,7 +15,7 @@ import pytest
 
 from snapshot_rows import snapshot_rows
 
-from biodata_cache_pipeline.docdb_standin import DocDbStandIn
+from docdb_standin import DocDbStandIn
 from biodata_cache_pipeline.records import MAX_VALUE_DEPTH, RecordTally, normalize_record
 from biodata_cache_pipeline.sample_corpus import generate_corpus
 from biodata_cache_pipeline.snapshot import RecordSnapshot, to_batch

@@ -22,7 +22,7 @@ from dagster import DagsterInstance
 
 from fixture_records import FIXTURE_RECORDS
 from biodata_cache_pipeline.cli import BuildOutcome, materialize_all
-from biodata_cache_pipeline.docdb_standin import DROP, DocDbStandIn, records_from_folder
+from docdb_standin import DROP, DocDbStandIn, records_from_folder
 from biodata_cache_pipeline.sample_corpus import generate_corpus
 from biodata_cache_pipeline.records import normalize_record
 from biodata_cache_pipeline.sources.docdb import DocDbError, DocDbSource, RetryPolicy

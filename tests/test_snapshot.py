@@ -18,7 +18,7 @@ from fixture_records import FIXTURE_RECORDS, needs_fixture_records
 from snapshot_rows import snapshot_rows
 
 from biodata_cache_pipeline import snapshot_refresh
-from biodata_cache_pipeline.docdb_standin import DocDbStandIn, records_from_folder
+from docdb_standin import DocDbStandIn, records_from_folder
 from biodata_cache_pipeline.records import NormalizedRecord, RecordTally, normalize_record
 from biodata_cache_pipeline.sample_corpus import generate_corpus
 from biodata_cache_pipeline.snapshot import RecordSnapshot, fingerprint, json_text, json_value, to_batch, to_records

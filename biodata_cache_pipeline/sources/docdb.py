@@ -13,7 +13,7 @@ Dagster here.
 
 The client always builds `https://{host}/...` URLs. Its `session` argument is the seam:
 `docdb_session(loopback_port=...)` mounts an adapter that sends those requests to a plain-HTTP
-server on 127.0.0.1 (the stand-in in `docdb_standin.py`), so tests run the real client.
+server on 127.0.0.1 (the stand-in in `tests/docdb_standin.py`), so tests run the real client.
 """
 
 from __future__ import annotations

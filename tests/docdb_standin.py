@@ -17,7 +17,7 @@ between two requests. `MetadataDbClient` reaches it through the session made by
 
 Demo, with the pipeline's prod resources reading from it:
 
-    python -m biodata_cache_pipeline.docdb_standin --records .biodata-sample --port 8765
+    python tests/docdb_standin.py --records .biodata-sample --port 8765
     BIODATA_CACHE_ENV=prod BIODATA_DOCDB_LOOPBACK_PORT=8765 BIODATA_OPEN_DATA_ROOT=.biodata-sample \\
       BIODATA_FORAGING_SESSIONS=.biodata-sample/_foraging/session_table.parquet \\
       BIODATA_CACHE_ROOT=/tmp/demo-cache biodata-cache-pipeline materialize
@@ -352,7 +352,7 @@ def _decode_params(query: dict[str, list[str]]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m biodata_cache_pipeline.docdb_standin", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python tests/docdb_standin.py", description=__doc__.splitlines()[0])
     parser.add_argument("--records", action="append", required=True, metavar="DIR",
                         help="folder of data-asset folders (repeatable)")
     parser.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765)")
