@@ -153,9 +153,20 @@ def json_value(text: str | None) -> Any:
         return json.loads(text)
 
 
-def _qc_metric_row(metric: QcMetric) -> tuple:
-    name, modality, stage, value, status, tags, object_type = metric
-    return name, modality, stage, json_text(value), status, json_text(tags), object_type
+def _qc_metrics_array(records: list[NormalizedRecord]) -> pa.ListArray:
+    """The qc_metrics column, made field by field: one flat list per metric field and the offsets
+    of each record's metrics (Arrow converts flat lists of scalars much faster than tuples)."""
+    offsets, metrics = [0], []
+    for record in records:
+        metrics += record.qc_metrics
+        offsets.append(len(metrics))
+    fields = list(zip(*metrics)) if metrics else [()] * len(QcMetric._fields)
+    arrays = [
+        pa.array([json_text(v) for v in values] if name in ("value", "tags") else values, STRING)
+        for name, values in zip(QcMetric._fields, fields)
+    ]
+    struct = pa.StructArray.from_arrays(arrays, fields=list(QC_METRIC))
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), struct)
 
 
 def to_batch(entries: Iterable[tuple[str, str | None, NormalizedRecord]]) -> pa.RecordBatch:
@@ -168,11 +179,13 @@ def to_batch(entries: Iterable[tuple[str, str | None, NormalizedRecord]]) -> pa.
     columns = {
         "key": [key for key, _, _ in entries],
         "signature": [signature for _, signature, _ in entries],
-        **{name: [getattr(record, name) for record in records] for name in ATTRIBUTES},
-        "qc_metrics": [[_qc_metric_row(m) for m in record.qc_metrics] for record in records],
+        **{name: [getattr(record, name) for record in records] for name in ATTRIBUTES if name != "qc_metrics"},
         "qc_status": [list(record.qc_status.items()) for record in records],
     }
-    return pa.RecordBatch.from_arrays([pa.array(columns[f.name], f.type) for f in SCHEMA], schema=SCHEMA)
+    arrays = [
+        _qc_metrics_array(records) if f.name == "qc_metrics" else pa.array(columns[f.name], f.type) for f in SCHEMA
+    ]
+    return pa.RecordBatch.from_arrays(arrays, schema=SCHEMA)
 
 
 # -- rows -> records ---------------------------------------------------------------------------
