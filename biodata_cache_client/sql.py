@@ -20,6 +20,9 @@ from __future__ import annotations
 import re
 
 import duckdb
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pandas as pd
 
 from biodata_cache_client.errors import CacheReadError
@@ -40,6 +43,15 @@ READ_ONLY_ADVICE = (
 )
 
 
+def _for_duckdb(scanned: ds.Dataset | pa.Table) -> ds.Dataset | pa.Table:
+    """What DuckDB scans: a dataset read through a Python filesystem (the retrying S3 reads) is read
+    into a table first, so that DuckDB's scan threads never call into Python (a scan thread holding
+    the GIL while waiting for a read that needs it deadlocked the query)."""
+    if isinstance(scanned, ds.FileSystemDataset) and isinstance(scanned.filesystem, pafs.PyFileSystem):
+        return scanned.to_table()
+    return scanned
+
+
 def query(sql: str, read_only: bool = False) -> pd.DataFrame:
     """The rows of one SQL statement as a DataFrame; `read_only=True` allows one SELECT over the views only."""
     if read_only:
@@ -52,7 +64,7 @@ def query(sql: str, read_only: bool = False) -> pd.DataFrame:
     connection = duckdb.connect()
     try:
         for name in tables:
-            connection.register(name, reader.scan(TABLES[name], version=version))
+            connection.register(name, _for_duckdb(reader.scan(TABLES[name], version=version)))
         _register_custom_tables(connection, reader, version, custom_names)
         if read_only:
             connection.execute("set enable_external_access = false")
