@@ -47,7 +47,8 @@ import boto3
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
-from botocore.exceptions import ClientError
+from boto3.exceptions import S3UploadFailedError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from biodata_cache_pipeline.version import version_folder
 
@@ -208,7 +209,8 @@ class CacheStore:
                 return
             if self._is_s3:  # a managed upload: the object appears whole or not at all
                 bucket, key = path.split("/", 1)
-                self._s3_client.upload_file(temp, bucket, key)
+                with self._naming_failures(path, "write"):
+                    self._s3_client.upload_file(temp, bucket, key)
             elif self._is_memory:
                 with open(temp, "rb") as source:
                     self.filesystem.handler.fs.pipe_file(path, source.read())
@@ -268,7 +270,8 @@ class CacheStore:
         if self._is_s3:
             # Via boto3: pyarrow's S3 delete leaves empty "folder/" marker objects behind.
             bucket, key = path.split("/", 1)
-            self._s3_client.delete_object(Bucket=bucket, Key=key)
+            with self._naming_failures(path, "delete"):
+                self._s3_client.delete_object(Bucket=bucket, Key=key)
             return
         if self._is_memory:
             with suppress(FileNotFoundError):
@@ -427,6 +430,10 @@ class CacheStore:
             self._put(self._versions_path, _json_bytes([*versions, self.version]))
 
     def _register_version_s3(self) -> None:
+        with self._naming_failures(self._versions_path, "update"):
+            self._register_version_s3_attempts()
+
+    def _register_version_s3_attempts(self) -> None:
         bucket, key = self._versions_path.split("/", 1)
         for attempt in range(VERSION_WRITE_ATTEMPTS):
             try:
@@ -481,6 +488,14 @@ class CacheStore:
         if self._is_s3:
             return f"s3://{path}"
         return f"{MEMORY_SCHEME}{path.lstrip('/')}" if self._is_memory else path
+
+    @contextmanager
+    def _naming_failures(self, path: str, action: str) -> Iterator[None]:
+        """A boto3 failure (after botocore's own retries) as an `OSError` naming the object."""
+        try:
+            yield
+        except (ClientError, BotoCoreError, S3UploadFailedError) as error:
+            raise OSError(f"could not {action} {self._describe(path)}: {error}") from error
 
     def _describe(self, path: str) -> str:
         return f"{self._uri(path)} (cache root {self.root_uri})"

@@ -540,3 +540,19 @@ def test_s3_versions(s3_bucket):
         CacheStore(root, version="bdc-v9.9").register_version()
     body = client.get_object(Bucket=bucket, Key="data-asset-cache/cache_versions.json")["Body"].read()
     assert body == b"{oops"
+
+
+def test_s3_write_failures_name_the_object(s3_bucket):
+    """boto3 writes (version registration, partition delete, snapshot upload) that fail after
+    botocore's retries raise an `OSError` naming the object, not a bare `ClientError`."""
+    _, _ = s3_bucket
+    root = "s3://no-such-bucket-here/data-asset-cache"
+    store = CacheStore(root, version=VERSION)
+    with pytest.raises(OSError, match=f"could not update {root}/cache_versions.json .*NoSuchBucket"):
+        store.register_version()
+    with pytest.raises(OSError, match=f"could not delete {root}/{VERSION}/qc/subject_id=1/data.pqt .*NoSuchBucket"):
+        store.delete_partition(QC, "1")
+    with pytest.raises(OSError, match=f"could not write {root}/{VERSION}/_snapshot/records.parquet .*NoSuchBucket"):
+        with store.snapshot_output() as output:
+            with open(output.path, "wb") as out:
+                out.write(b"x")
