@@ -63,14 +63,15 @@ def build(corpus, root: str, monkeypatch, instance: DagsterInstance | None = Non
 
 def table_objects(root: str, endpoint: str) -> dict[str, bytes]:
     """The bytes of every table object (`.pqt`, partitions included) of the version folder, by key
-    under the root; read from moto directly."""
+    under the root; read from moto directly. Custom tables (written by the client tests into the
+    shared cache) and the private snapshot are left out."""
     bucket, prefix = root.removeprefix("s3://").split("/", 1)
     s3 = boto3.client("s3", endpoint_url=endpoint)
     objects = {}
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/{VERSION}/"):
         for item in page.get("Contents", []):
             key = item["Key"].removeprefix(f"{prefix}/")
-            if key.endswith(".pqt") and not key.startswith(f"{VERSION}/_snapshot/"):
+            if key.endswith(".pqt") and not key.startswith((f"{VERSION}/_snapshot/", f"{VERSION}/custom/")):
                 objects[key] = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
     return objects
 
