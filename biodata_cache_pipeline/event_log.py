@@ -170,9 +170,9 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                 with db_result(conn, insert) as result:
                     event_ids.append(result.inserted_primary_key[0])
             self._store_asset_event_tags(conn, events, event_ids)
-            latest = {event.dagster_event.asset_key: (event, event_id) for event, event_id in zip(events, event_ids)}
-            for event, event_id in latest.values():  # the asset-key row keeps only the latest event
-                self._store_asset_event(conn, event, event_id)
+            latest = {entry.dagster_event.asset_key: (entry, entry_id) for entry, entry_id in zip(events, event_ids)}
+            for entry, entry_id in latest.values():  # the asset-key row keeps only the latest event
+                self._store_asset_event(conn, entry, entry_id)
         self._checkpoint_if_due(events[-1])
 
     def _checkpoint_if_due(self, event: EventLogEntry) -> None:
