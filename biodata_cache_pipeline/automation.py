@@ -57,7 +57,7 @@ from biodata_cache_pipeline.subjects import (
     FINGERPRINT_COLUMNS,
     SubjectPlan,
     plan_subject_refresh,
-    shown_id,
+    shortened,
     subject_fingerprints,
 )
 from biodata_cache_pipeline.tables import TABLES
@@ -189,7 +189,7 @@ def rejection_cursor(rejected: dict[str, str]) -> str:
         {
             "rejected_count": len(ordered),
             "rejected_digest": hashlib.sha256(json.dumps(ordered).encode()).hexdigest()[:16],
-            "rejected": {shown_id(key): reason for key, reason in ordered[:REJECTED_IN_CURSOR]},
+            "rejected": {shortened(key): reason for key, reason in ordered[:REJECTED_IN_CURSOR]},
         },
         sort_keys=True,
     )
@@ -213,7 +213,7 @@ def quality_control_subjects(context: SensorEvaluationContext, cache_io_manager:
     cursor = rejection_cursor(plan.rejected)
     if plan.rejected and cursor != context.cursor:
         for key, reason in sorted(plan.rejected.items())[:REJECTED_IN_CURSOR]:
-            context.log.warning(f"subject id {shown_id(key)!r} rejected as a partition key: {reason}")
+            context.log.warning(f"subject id {shortened(key)!r} rejected as a partition key: {reason}")
         context.log.warning(f"{len(plan.rejected)} subject ids rejected in all (listed in the sensor cursor)")
     if refresh.removed:
         context.log.info(f"deleted the quality_control partitions of {len(refresh.removed)} gone subjects")

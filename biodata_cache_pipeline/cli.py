@@ -39,7 +39,7 @@ from biodata_cache_pipeline.definitions import build_definitions
 from biodata_cache_pipeline.environment import cache_root, environment, pipeline_resources, sample_root
 from biodata_cache_pipeline.stale_runs import prepare_runs
 from biodata_cache_pipeline.storage import CacheStore
-from biodata_cache_pipeline.subjects import shown_id
+from biodata_cache_pipeline.subjects import MAX_KEY_LENGTH, shortened
 from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS
 from biodata_cache_pipeline.tables.quality_control import QUALITY_CONTROL
 
@@ -47,7 +47,6 @@ from biodata_cache_pipeline.tables.quality_control import QUALITY_CONTROL
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 REJECTED_SHOWN = 10
 REASONS_SHOWN = 2
-SHOWN_LENGTH = 200  # characters of one reason or subject id
 
 
 @dataclass(frozen=True)
@@ -160,7 +159,7 @@ def _build_subjects(instance: DagsterInstance, defs: Definitions, refresh, run_c
         plan = refresh.plan
         say(f"[2/2] building quality_control: {plan.summary()}")
         for key, reason in sorted(plan.rejected.items())[:REJECTED_SHOWN]:
-            say(f"      rejected subject id {shown_id(key)!r}: {reason}")
+            say(f"      rejected subject id {shortened(key)!r}: {reason}")
         if plan.run_range is not None:
             tags = partition_range_tags(*plan.run_range)
             _run(instance, defs, subject_quality_control.name, [QUALITY_CONTROL.name], tags, run_config, outcome)
@@ -174,18 +173,14 @@ def print_summary(registry: dict, store: CacheStore) -> None:
         print(f"  {table['name']:<22} {build.get('row_count', '?'):>8} rows{partitions}")
 
 
-def _cut(text: str, length: int = SHOWN_LENGTH) -> str:
-    return text if len(text) <= length else f"{text[:length]}… ({len(text)} characters)"
-
-
 def print_notes(outcome: BuildOutcome) -> None:
     """Warnings, and the records each table read with problems (their bad fields are left empty)."""
     for warning in outcome.warnings:
-        print(f"warning: {_cut(warning, 4 * SHOWN_LENGTH)}", file=sys.stderr)
+        print(f"warning: {shortened(warning, 4 * MAX_KEY_LENGTH)}", file=sys.stderr)
     if outcome.skipped_records:
         print("records with problems (their bad fields are empty in the tables):", file=sys.stderr)
     for table, (count, reasons) in outcome.skipped_records.items():
-        shown = "; ".join(_cut(reason) for reason in reasons[:REASONS_SHOWN])
+        shown = "; ".join(shortened(reason) for reason in reasons[:REASONS_SHOWN])
         print(f"  {table}: {count}" + (f", e.g. {shown}" if shown else ""), file=sys.stderr)
 
 

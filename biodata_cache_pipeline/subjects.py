@@ -34,10 +34,11 @@ MAX_KEY_LENGTH = 200
 MAX_PATH_SEGMENT_BYTES = 255  # one path segment on common filesystems
 
 
-def shown_id(key: str, length: int = MAX_KEY_LENGTH) -> str:
-    """A subject id for a log line or the sensor cursor: as it is, or its first `length`
-    characters and its length (a rejected id may be a megabyte long)."""
-    return key if len(key) <= length else f"{key[:length]}… ({len(key)} characters)"
+def shortened(text: str, length: int = MAX_KEY_LENGTH) -> str:
+    """Text from the records (a subject id, a reason) for a log line, the sensor cursor or the
+    terminal: as it is, or its first `length` characters and its length (a rejected subject id may
+    be a megabyte long)."""
+    return text if len(text) <= length else f"{text[:length]}… ({len(text)} characters)"
 
 
 def partition_key_problem(key: str) -> str | None:

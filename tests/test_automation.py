@@ -38,7 +38,7 @@ from biodata_cache_pipeline.definitions import build_definitions
 from biodata_cache_pipeline.environment import pipeline_resources
 from biodata_cache_pipeline.sample_corpus import generate_corpus
 from biodata_cache_pipeline.storage import CacheStore
-from biodata_cache_pipeline.subjects import shown_id
+from biodata_cache_pipeline.subjects import shortened
 from biodata_cache_pipeline.tables import TABLES
 from biodata_cache_pipeline.tables.quality_control import QUALITY_CONTROL
 from biodata_cache_pipeline.version import version_folder
@@ -172,8 +172,8 @@ def test_sensor_rebuilds_changed_and_new_subjects_in_one_run_and_deletes_gone_on
     cursor = json.loads(result.cursor)
     assert cursor["rejected_count"] == len(UNSAFE_SUBJECTS)
     for subject, reason in UNSAFE_SUBJECTS.items():
-        assert reason in cursor["rejected"][shown_id(subject)]  # a long id is cut (the 250-character one)
-        assert f"subject id {shown_id(subject)!r} rejected as a partition key: " in caplog.text
+        assert reason in cursor["rejected"][shortened(subject)]  # a long id is cut (the 250-character one)
+        assert f"subject id {shortened(subject)!r} rejected as a partition key: " in caplog.text
 
     (request,) = result.run_requests
     apply_partition_requests(pipeline.instance, result.dynamic_partitions_requests)
