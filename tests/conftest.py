@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import uuid
 import subprocess
 import sys
 import time
@@ -121,6 +122,14 @@ def aws_env(moto_s3_env, monkeypatch) -> dict[str, str]:
     for name, value in moto_s3_env.items():
         monkeypatch.setenv(name, value)
     return moto_s3_env
+
+
+@pytest.fixture
+def fresh_root(aws_env) -> str:
+    """A cache root in an empty bucket of its own, for tests that change objects."""
+    bucket = f"fresh-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    return f"s3://{bucket}/data-asset-cache"
 
 
 @pytest.fixture(scope="session")

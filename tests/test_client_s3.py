@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import boto3
@@ -33,14 +32,6 @@ def downloads(monkeypatch) -> list[str]:
 
     monkeypatch.setattr(CopiedS3Source, "_download_one", recording)
     return seen
-
-
-@pytest.fixture
-def fresh_root(aws_env) -> str:
-    """An empty bucket of its own, for tests that change objects."""
-    bucket = f"client-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3").create_bucket(Bucket=bucket)
-    return f"s3://{bucket}/cache"
 
 
 def everything() -> dict:

@@ -5,7 +5,6 @@ fails names its object."""
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Callable, Iterator
 from email.message import Message
 
@@ -44,13 +43,6 @@ def through_proxy(client_s3_cache, aws_env, monkeypatch) -> Iterator[Callable[[F
     fault-free build of the same corpus, `client_s3_cache`, is done before)."""
     with proxies(aws_env, monkeypatch) as start:
         yield start
-
-
-@pytest.fixture
-def fresh_root(aws_env) -> str:
-    bucket = f"pipeline-faults-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3").create_bucket(Bucket=bucket)
-    return f"s3://{bucket}/data-asset-cache"
 
 
 def build(corpus, root: str, monkeypatch, instance: DagsterInstance | None = None) -> BuildOutcome:
