@@ -47,13 +47,13 @@ class LocalRecordsResource(RecordsResource):
 
     def source(self) -> RecordSource:
         """The folder's records; an error when it has sub-folders but none is an asset folder."""
-        folders = LocalFolderRecords(self.root)
-        if not self.allow_no_records and not folders.asset_folders() and folders.other_folders():
-            raise RuntimeError(f"no records in {self.root}: {self._ignored(folders.other_folders())}")
+        assets, ignored = LocalFolderRecords(self.root).folders()
+        if not self.allow_no_records and not assets and ignored:
+            raise RuntimeError(f"no records in {self.root}: {self._ignored(ignored)}")
         return LocalFolderSource(self.root)
 
     def warnings(self) -> list[str]:
-        ignored = LocalFolderRecords(self.root).other_folders()
+        _, ignored = LocalFolderRecords(self.root).folders()
         return [f"records folder {self.root}: {self._ignored(ignored)}"] if ignored else []
 
     @staticmethod

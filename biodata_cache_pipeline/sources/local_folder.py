@@ -60,18 +60,18 @@ class LocalFolderRecords:
         self.fs, self.base = (filesystem, self.root) if filesystem else filesystem_for(self.root)
 
     def asset_folders(self) -> list[str]:
-        return sorted(name for name in self._folders() if is_asset_folder_name(name))
+        return self.folders()[0]
 
-    def other_folders(self) -> list[str]:
-        """Sub-folders that are not asset folders, private ones (`_foraging`, `.staging`) left out."""
-        return sorted(n for n in self._folders() if not is_asset_folder_name(n) and not n.startswith(("_", ".")))
-
-    def _folders(self) -> list[str]:
+    def folders(self) -> tuple[list[str], list[str]]:
+        """The asset folders and the other sub-folders (private ones, `_foraging` or `.staging`,
+        left out), sorted, from one listing."""
         try:
             infos = self.fs.get_file_info(pafs.FileSelector(self.base))
         except FileNotFoundError as error:
             raise FileNotFoundError(f"records folder {self.root} does not exist") from error
-        return [i.base_name for i in infos if i.type == pafs.FileType.Directory]
+        names = sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory)
+        assets = [name for name in names if is_asset_folder_name(name)]
+        return assets, [n for n in names if not is_asset_folder_name(n) and not n.startswith(("_", "."))]
 
     def folder_files(self, folder: str) -> dict[str, pafs.FileInfo]:
         """The files directly inside an asset folder, by name."""
