@@ -7,7 +7,8 @@ or memory root is written directly; an S3 root needs AWS credentials (reads neve
 
 The frame is stored with its index: a RangeIndex as metadata, any other index (a MultiIndex too)
 as columns, so `custom(name)` gives the same frame back and `query()` sees the index levels as
-columns of the view `custom.<name>`.
+columns of the view `custom.<name>`. `custom(name, as_="arrow")` (or `"polars"`) reads the stored
+table as it is, index levels as columns.
 """
 
 from __future__ import annotations
@@ -16,18 +17,20 @@ import boto3
 import pandas as pd
 import pyarrow as pa
 
+from biodata_cache_client.formats import check_format, table_as
 from biodata_cache_client.reader import current_reader
 from biodata_cache_client.sources import root_uri
 from biodata_cache_pipeline.storage import CUSTOM_TABLE_NAME, CacheStore
 
 
-def custom(name: str, df: pd.DataFrame | None = None) -> pd.DataFrame | None:
-    """Read the user table `name`, or (with `df`) write it, replacing any previous one."""
+def custom(name: str, df: pd.DataFrame | None = None, as_: str = "pandas") -> pd.DataFrame | None:
+    """Read the user table `name` (as `as_`), or (with `df`) write it, replacing any previous one."""
     if not isinstance(name, str) or not CUSTOM_TABLE_NAME.fullmatch(name):
         raise ValueError(f"custom table name {name!r} is not valid: use 1 to 128 of A-Z, a-z, 0-9, '_' and '-'")
+    check_format(as_)
     reader = current_reader()
     if df is None:
-        return reader.read_custom(name).to_pandas()
+        return table_as(reader.read_custom(name), None, as_)
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"custom table {name}: expected a pandas DataFrame to write, got {type(df).__name__}")
     settings = reader.settings

@@ -13,6 +13,9 @@ nothing else: DuckDB's parser must see exactly one SELECT statement (WITH ... SE
 DESCRIBE and SUMMARIZE included), and once the views are registered DuckDB's external access is
 switched off and the configuration locked, so no file, URL, database or extension can be read,
 written, attached or loaded (read_csv, read_parquet, glob, COPY, ATTACH, INSTALL, LOAD, ...).
+
+`as_="arrow"` (or `"polars"`) gives the rows as DuckDB's Arrow table (or polars from it) instead of
+its pandas frame; the types are DuckDB's (QC `status` stays a string).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import pyarrow.fs as pafs
 import pandas as pd
 
 from biodata_cache_client.errors import CacheReadError
+from biodata_cache_client.formats import check_format, relation_as
 from biodata_cache_client.reader import CacheReader, TableNotFoundError, current_reader
 from biodata_cache_client.sources import READ_ADVICE
 from biodata_cache_pipeline.storage import CUSTOM_FOLDER
@@ -52,8 +56,9 @@ def _for_duckdb(scanned: ds.Dataset | pa.Table) -> ds.Dataset | pa.Table:
     return scanned
 
 
-def query(sql: str, read_only: bool = False) -> pd.DataFrame:
-    """The rows of one SQL statement as a DataFrame; `read_only=True` allows one SELECT over the views only."""
+def query(sql: str, read_only: bool = False, as_: str = "pandas") -> pd.DataFrame:
+    """The rows of one SQL statement (as `as_`); `read_only=True` allows one SELECT over the views only."""
+    check_format(as_)
     if read_only:
         _check_one_select(sql)
     reader = current_reader()
@@ -73,7 +78,7 @@ def query(sql: str, read_only: bool = False) -> pd.DataFrame:
             result = connection.sql(sql)
             if result is None:
                 raise ValueError(f"query() returns rows; this statement returns none: {sql!r}")
-            return result.df()
+            return relation_as(result, as_)
         except duckdb.CatalogException as error:
             missing = MISSING_TABLE.search(str(error))
             if missing is None:

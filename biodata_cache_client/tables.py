@@ -3,7 +3,8 @@
 Every function reads the version folder selected by the configuration (see `config`) and returns
 typed results (see `frames`). `columns=` selects columns and `filters=` takes pyarrow-style
 tuples, e.g. `[("data_level", "=", "raw"), ("subject_id", "in", ["1", "2"])]` (one tuple alone
-is one filter; a list of such lists is OR); both are pushed down to the parquet scan.
+is one filter; a list of such lists is OR); both are pushed down to the parquet scan. `as_=`
+gives the rows as `"pandas"` (default), `"arrow"` or `"polars"` (see `formats`).
 """
 
 from __future__ import annotations
@@ -14,16 +15,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from biodata_cache_client.frames import to_frame
+from biodata_cache_client.formats import check_format, table_as
 from biodata_cache_client.reader import current_reader, filter_expression, table_spec
 from biodata_cache_pipeline.tables.quality_control import PLATFORM_QC, QUALITY_CONTROL
 
 
-def read_table(name: str, columns: list[str] | None = None, filters=None) -> pd.DataFrame:
-    """Any cache table by name, as a typed DataFrame."""
+def read_table(name: str, columns: list[str] | None = None, filters=None, as_: str = "pandas") -> pd.DataFrame:
+    """Any cache table by name, as a typed DataFrame (or `as_="arrow"`, `"polars"`)."""
     spec = table_spec(name)
+    check_format(as_)
     table = current_reader().read(spec, columns=columns, where=filter_expression(spec, filters))
-    return to_frame(table, spec)
+    return table_as(table, spec, as_)
 
 
 def unique_project_names() -> list[str]:
@@ -38,12 +40,12 @@ def unique_genotypes() -> list[str]:
     return _values("unique_genotypes", "genotype")
 
 
-def asset_basics(columns: list[str] | None = None, filters=None) -> pd.DataFrame:
-    return read_table("asset_basics", columns, filters)
+def asset_basics(columns: list[str] | None = None, filters=None, as_: str = "pandas") -> pd.DataFrame:
+    return read_table("asset_basics", columns, filters, as_)
 
 
-def source_data(columns: list[str] | None = None, filters=None) -> pd.DataFrame:
-    return read_table("source_data", columns, filters)
+def source_data(columns: list[str] | None = None, filters=None, as_: str = "pandas") -> pd.DataFrame:
+    return read_table("source_data", columns, filters, as_)
 
 
 def quality_control(
@@ -51,6 +53,7 @@ def quality_control(
     asset_names: str | list[str] | None = None,
     columns: list[str] | None = None,
     filters=None,
+    as_: str = "pandas",
 ) -> pd.DataFrame:
     """QC metrics of one subject or a list of subjects (None: every subject), read per partition.
 
@@ -59,44 +62,46 @@ def quality_control(
     `asset_names` keeps the metrics of those assets only. A subject without a partition gives no
     rows and a warning.
     """
+    check_format(as_)
     where = filter_expression(QUALITY_CONTROL, filters)
     if asset_names is not None:
         where = _and(where, pc.field("asset_name").isin(pa.array(_as_list(asset_names), pa.string())))
     partitions = None if subject_id is None else [str(s) for s in _as_list(subject_id)]
     table = current_reader().read(QUALITY_CONTROL, columns=columns, where=where, partitions=partitions)
-    return to_frame(table, QUALITY_CONTROL)
+    return table_as(table, QUALITY_CONTROL, as_)
 
 
 qc = quality_control
 
 
 def platform_qc(
-    platform: str | list[str] | None = None, columns: list[str] | None = None, filters=None
+    platform: str | list[str] | None = None, columns: list[str] | None = None, filters=None, as_: str = "pandas"
 ) -> pd.DataFrame:
     """QC statuses per tag of one platform, a list of them, or all (None)."""
+    check_format(as_)
     platforms = None if platform is None else _as_list(platform)
     unknown = sorted(set(platforms or ()) - set(PLATFORM_QC.static_partitions))
     if unknown:
         raise ValueError(f"platform_qc: unknown platforms {unknown}; the platforms are {PLATFORM_QC.static_partitions}")
     where = filter_expression(PLATFORM_QC, filters)
     table = current_reader().read(PLATFORM_QC, columns=columns, where=where, partitions=platforms)
-    return to_frame(table, PLATFORM_QC)
+    return table_as(table, PLATFORM_QC, as_)
 
 
-def assets_smartspim(columns: list[str] | None = None, filters=None) -> pd.DataFrame:
-    return read_table("assets_smartspim", columns, filters)
+def assets_smartspim(columns: list[str] | None = None, filters=None, as_: str = "pandas") -> pd.DataFrame:
+    return read_table("assets_smartspim", columns, filters, as_)
 
 
-def platform_fib(columns: list[str] | None = None, filters=None) -> pd.DataFrame:
-    return read_table("platform_fib", columns, filters)
+def platform_fib(columns: list[str] | None = None, filters=None, as_: str = "pandas") -> pd.DataFrame:
+    return read_table("platform_fib", columns, filters, as_)
 
 
-def foraging_sessions(columns: list[str] | None = None, filters=None) -> pd.DataFrame:
-    return read_table("foraging_sessions", columns, filters)
+def foraging_sessions(columns: list[str] | None = None, filters=None, as_: str = "pandas") -> pd.DataFrame:
+    return read_table("foraging_sessions", columns, filters, as_)
 
 
-def behavior_curriculum(columns: list[str] | None = None, filters=None) -> pd.DataFrame:
-    return read_table("behavior_curriculum", columns, filters)
+def behavior_curriculum(columns: list[str] | None = None, filters=None, as_: str = "pandas") -> pd.DataFrame:
+    return read_table("behavior_curriculum", columns, filters, as_)
 
 
 def raw_to_derived(asset_name: str | list[str], modality: str | None = None, latest: bool = True) -> list[str]:
