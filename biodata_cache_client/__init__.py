@@ -6,12 +6,14 @@ Where it reads from is set by environment variables or `configure(...)` (see `co
     import biodata_cache_client as bdc
     bdc.asset_basics(columns=["name", "subject_id"], filters=[("data_level", "=", "raw")])
     bdc.qc("828418")
+    bdc.search(subject_id="828418", modality="SPIM", qc_status="Pending", as_="polars")
     bdc.query("select platform, status, count(*) from platform_qc group by all")
 """
 
 from biodata_cache_client.config import Settings, configure, current_settings
 from biodata_cache_client.custom import custom
 from biodata_cache_client.reader import CacheReadError, TableNotFoundError
+from biodata_cache_client.search import search, search_count
 from biodata_cache_client.sql import query
 from biodata_cache_client.tables import (
     asset_basics,
@@ -54,6 +56,8 @@ __all__ = [
     "query",
     "raw_to_derived",
     "read_table",
+    "search",
+    "search_count",
     "source_data",
     "unique_genotypes",
     "unique_project_names",
