@@ -1,4 +1,4 @@
-"""`biodata-cache`: the cache from the command line (versions, tables, info, show, export, sql).
+"""`biodata-cache`: the cache from the command line (versions, tables, info, show, export, search, sql).
 
 The global options override the environment like `configure(...)` and may come before or after
 the command. `sql` runs one SELECT over the tables unless given `--no-read-only` (see `query`).
@@ -21,11 +21,24 @@ import pyarrow.parquet as pq
 from biodata_cache_client.config import configure
 from biodata_cache_client.frames import read_schema, to_frame
 from biodata_cache_client.reader import CacheReadError, TableNotFoundError, current_reader, table_spec
+from biodata_cache_client.search import SEARCH_FILTERS, search
 from biodata_cache_client.sql import query
 from biodata_cache_client.tables import cache_info, get_cache_registry
 
 EXPECTED_ERRORS = (TableNotFoundError, CacheReadError, ValueError, OSError, duckdb.Error)
 ERROR_EXIT_CODE = 2
+# The asset_basics columns `biodata-cache search` prints.
+SEARCH_COLUMNS = ["name", "subject_id", "data_level", "modalities", "acquisition_start_time", "project_name"]
+SEARCH_HELP = {
+    "subject_id": "this subject's assets",
+    "project_name": "this project's assets",
+    "modality": "assets with this modality (case-insensitive), e.g. SPIM",
+    "data_level": "raw or derived",
+    "name_contains": "assets whose name contains this text (case-insensitive)",
+    "acquired_after": "acquisition started at or after this ISO date or time (naive: UTC)",
+    "acquired_before": "acquisition started before this ISO date or time (naive: UTC)",
+    "qc_status": "Pass, Pending or Fail: assets whose worst QC status is at most this",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -104,6 +117,14 @@ def _export(args) -> None:
     print(f"wrote {table.num_rows} rows of {args.table} to {args.out}")
 
 
+def _search(args) -> None:
+    filters = {name: getattr(args, name) for name in SEARCH_FILTERS if getattr(args, name) is not None}
+    rows = search(**filters, limit=args.limit, offset=args.offset)
+    if len(rows):
+        print(rows[SEARCH_COLUMNS].to_string(index=False))
+    print(f"({len(rows)} of {rows.attrs['total']} matching assets from offset {args.offset})")
+
+
 def _sql(args) -> None:
     try:
         rows = query(args.statement, read_only=args.read_only)
@@ -175,6 +196,11 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["csv", "parquet"], required=True)
     export.add_argument("--out", required=True, help="file to write")
     export.add_argument("--subject", help="only this subject's rows")
+    search_command = command("search", "assets (asset_basics rows) matching every filter given", _search)
+    for name in SEARCH_FILTERS:
+        search_command.add_argument(f"--{name.replace('_', '-')}", help=SEARCH_HELP[name])
+    search_command.add_argument("--limit", type=int, default=20, help="rows to print (default 20)")
+    search_command.add_argument("--offset", type=int, default=0, help="matching rows to skip first (default 0)")
     sql = command("sql", "run DuckDB SQL over the tables (each a view named like the table)", _sql)
     sql.add_argument("statement")
     sql.add_argument(
