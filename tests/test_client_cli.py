@@ -90,6 +90,23 @@ def test_sql(cli):
     assert out.split() == ["n", str(len(bdc.asset_basics()))]
 
 
+def test_search(cli):
+    subject = bdc.search(modality="fib", limit=None)["subject_id"].value_counts().index[0]
+    whole = bdc.search(subject_id=subject, modality="FIB", limit=None)
+    assert len(whole) > 2
+    code, out, err = cli("search", "--subject-id", subject, "--modality", "FIB", "--limit", "2", "--offset", "1")
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0].split() == ["name", "subject_id", "data_level", "modalities", "acquisition_start_time",
+                                "project_name"]
+    assert [line.split()[0] for line in lines[1:-1]] == whole["name"].tolist()[1:3]
+    assert lines[-1] == f"(2 of {len(whole)} matching assets from offset 1)"
+    assert cli("search", "--name-contains", "x' OR 1=1 --") == (0, "(0 of 0 matching assets from offset 0)\n", "")
+    code, out, err = cli("search", "--qc-status", "good")
+    assert (code, out) == (2, "")
+    assert err == "biodata-cache search: search: qc_status='good' is not one of Pass, Pending, Fail\n"
+
+
 def test_sql_is_read_only_by_default(cli, tmp_path):
     secret = tmp_path / "secret.csv"
     secret.write_text("user,password\nroot,hunter2\n")
