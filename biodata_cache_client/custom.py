@@ -17,13 +17,13 @@ import boto3
 import pandas as pd
 import pyarrow as pa
 
-from biodata_cache_client.formats import check_format, table_as
+from biodata_cache_client.formats import Rows, check_format, table_as
 from biodata_cache_client.reader import current_reader
 from biodata_cache_client.sources import root_uri
 from biodata_cache_pipeline.storage import CUSTOM_TABLE_NAME, CacheStore
 
 
-def custom(name: str, df: pd.DataFrame | None = None, as_: str = "pandas") -> pd.DataFrame | None:
+def custom(name: str, df: pd.DataFrame | None = None, as_: str = "pandas") -> Rows | None:
     """Read the user table `name` (as `as_`), or (with `df`) write it, replacing any previous one."""
     if not isinstance(name, str) or not CUSTOM_TABLE_NAME.fullmatch(name):
         raise ValueError(f"custom table name {name!r} is not valid: use 1 to 128 of A-Z, a-z, 0-9, '_' and '-'")

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING, Union
 
 import duckdb
 import pandas as pd
@@ -20,7 +21,12 @@ import pyarrow as pa
 from biodata_cache_client.frames import to_frame
 from biodata_cache_pipeline.tables.declaration import TableSpec
 
+if TYPE_CHECKING:
+    import polars
+
 FORMATS = ("pandas", "arrow", "polars")
+# What a table function returns, by `as_`.
+Rows = Union[pd.DataFrame, pa.Table, "polars.DataFrame"]
 POLARS_INSTALL = "pip install 'biodata-cache[polars]'"
 
 
@@ -32,7 +38,7 @@ def check_format(as_: str) -> None:
         _polars()
 
 
-def table_as(table: pa.Table, spec: TableSpec | None, as_: str):
+def table_as(table: pa.Table, spec: TableSpec | None, as_: str) -> Rows:
     """`table` in the format `as_`; `spec` (None for a custom table) types the pandas frame."""
     check_format(as_)
     if as_ == "arrow":
@@ -42,7 +48,7 @@ def table_as(table: pa.Table, spec: TableSpec | None, as_: str):
     return table.to_pandas() if spec is None else to_frame(table, spec)
 
 
-def relation_as(relation: duckdb.DuckDBPyRelation, as_: str) -> pd.DataFrame | pa.Table:
+def relation_as(relation: duckdb.DuckDBPyRelation, as_: str) -> Rows:
     """The rows of a DuckDB result in the format `as_`, with DuckDB's own types (for `query()`)."""
     check_format(as_)
     if as_ == "arrow":

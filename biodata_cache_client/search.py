@@ -35,7 +35,7 @@ from datetime import date, datetime, timezone
 import duckdb
 import pandas as pd
 
-from biodata_cache_client.formats import check_format, table_as
+from biodata_cache_client.formats import Rows, check_format, table_as
 from biodata_cache_client.frames import QC_STATUSES
 from biodata_cache_client.reader import current_reader, table_spec
 
@@ -62,7 +62,10 @@ FILTER_COLUMNS = {
     "acquired_before": "acquisition_start_time",
     "qc_status": "name",
 }
-ORDER = f"{STARTED_AT} NULLS LAST, name, _id"
+COUNT_STATEMENT = "SELECT count(*) FROM asset_basics{where}"
+PAGE_STATEMENT = (
+    f"SELECT * FROM asset_basics{{where}} ORDER BY {STARTED_AT} NULLS LAST, name, _id LIMIT $limit OFFSET $offset"
+)
 
 
 def search(
@@ -79,7 +82,7 @@ def search(
     offset: int = 0,
     as_: str = "pandas",
     **unknown,
-) -> pd.DataFrame:
+) -> Rows:
     """One page of the matching asset_basics rows (see the module docstring); total in `.attrs["total"]`."""
     filters = _checked_filters("search", unknown, locals())
     if limit is not None and (not _is_int(limit) or limit < 0):
@@ -89,11 +92,10 @@ def search(
     check_format(as_)
     spec = table_spec("asset_basics")
     with _connected(filters, columns=None) as connection:
+        total = _count(connection, filters)
         where, parameters = _where(filters)
-        total = connection.execute(f"SELECT count(*) FROM asset_basics{where}", parameters).fetchone()[0]
         page = connection.execute(
-            f"SELECT * FROM asset_basics{where} ORDER BY {ORDER} LIMIT $limit OFFSET $offset",
-            {**parameters, "limit": limit, "offset": offset},
+            PAGE_STATEMENT.format(where=where), {**parameters, "limit": limit, "offset": offset}
         ).to_arrow_table()
     rows = table_as(page.cast(spec.schema), spec, as_)
     if as_ == "pandas":
@@ -117,8 +119,7 @@ def search_count(
     filters = _checked_filters("search_count", unknown, locals())
     columns = sorted({FILTER_COLUMNS.get(name, name) for name in filters})
     with _connected(filters, columns=columns or ["name"]) as connection:
-        where, parameters = _where(filters)
-        return connection.execute(f"SELECT count(*) FROM asset_basics{where}", parameters).fetchone()[0]
+        return _count(connection, filters)
 
 
 def _checked_filters(function: str, unknown: dict, arguments: dict) -> dict:
@@ -169,6 +170,11 @@ def _utc_time(function: str, name: str, value) -> datetime:
 
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _count(connection: duckdb.DuckDBPyConnection, filters: dict) -> int:
+    where, parameters = _where(filters)
+    return connection.execute(COUNT_STATEMENT.format(where=where), parameters).fetchone()[0]
 
 
 def _where(filters: dict) -> tuple[str, dict]:

@@ -26,10 +26,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
-import pandas as pd
 
 from biodata_cache_client.errors import CacheReadError
-from biodata_cache_client.formats import check_format, relation_as
+from biodata_cache_client.formats import Rows, check_format, relation_as
 from biodata_cache_client.reader import CacheReader, TableNotFoundError, current_reader
 from biodata_cache_client.sources import READ_ADVICE
 from biodata_cache_pipeline.storage import CUSTOM_FOLDER
@@ -56,7 +55,7 @@ def _for_duckdb(scanned: ds.Dataset | pa.Table) -> ds.Dataset | pa.Table:
     return scanned
 
 
-def query(sql: str, read_only: bool = False, as_: str = "pandas") -> pd.DataFrame:
+def query(sql: str, read_only: bool = False, as_: str = "pandas") -> Rows:
     """The rows of one SQL statement (as `as_`); `read_only=True` allows one SELECT over the views only."""
     check_format(as_)
     if read_only:

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from biodata_cache_client.formats import check_format, table_as
+from biodata_cache_client.formats import Rows, check_format, table_as
 from biodata_cache_client.reader import current_reader, filter_expression, table_spec
 from biodata_cache_pipeline.tables.quality_control import PLATFORM_QC, QUALITY_CONTROL
 
 
-def read_table(name: str, columns: list[str] | None = None, filters=None, as_: str = "pandas") -> pd.DataFrame:
+def read_table(name: str, columns: list[str] | None = None, filters=None, as_: str = "pandas") -> Rows:
     """Any cache table by name, as a typed DataFrame (or `as_="arrow"`, `"polars"`)."""
     spec = table_spec(name)
     check_format(as_)
@@ -40,11 +39,11 @@ def unique_genotypes() -> list[str]:
     return _values("unique_genotypes", "genotype")
 
 
-def asset_basics(columns: list[str] | None = None, filters=None, as_: str = "pandas") -> pd.DataFrame:
+def asset_basics(columns: list[str] | None = None, filters=None, as_: str = "pandas") -> Rows:
     return read_table("asset_basics", columns, filters, as_)
 
 
-def source_data(columns: list[str] | None = None, filters=None, as_: str = "pandas") -> pd.DataFrame:
+def source_data(columns: list[str] | None = None, filters=None, as_: str = "pandas") -> Rows:
     return read_table("source_data", columns, filters, as_)
 
 
@@ -54,7 +53,7 @@ def quality_control(
     columns: list[str] | None = None,
     filters=None,
     as_: str = "pandas",
-) -> pd.DataFrame:
+) -> Rows:
     """QC metrics of one subject or a list of subjects (None: every subject), read per partition.
 
     Subject ids are strings (`"600015"`); ints are accepted and read as their digits.
@@ -76,7 +75,7 @@ qc = quality_control
 
 def platform_qc(
     platform: str | list[str] | None = None, columns: list[str] | None = None, filters=None, as_: str = "pandas"
-) -> pd.DataFrame:
+) -> Rows:
     """QC statuses per tag of one platform, a list of them, or all (None)."""
     check_format(as_)
     platforms = None if platform is None else _as_list(platform)
@@ -88,19 +87,19 @@ def platform_qc(
     return table_as(table, PLATFORM_QC, as_)
 
 
-def assets_smartspim(columns: list[str] | None = None, filters=None, as_: str = "pandas") -> pd.DataFrame:
+def assets_smartspim(columns: list[str] | None = None, filters=None, as_: str = "pandas") -> Rows:
     return read_table("assets_smartspim", columns, filters, as_)
 
 
-def platform_fib(columns: list[str] | None = None, filters=None, as_: str = "pandas") -> pd.DataFrame:
+def platform_fib(columns: list[str] | None = None, filters=None, as_: str = "pandas") -> Rows:
     return read_table("platform_fib", columns, filters, as_)
 
 
-def foraging_sessions(columns: list[str] | None = None, filters=None, as_: str = "pandas") -> pd.DataFrame:
+def foraging_sessions(columns: list[str] | None = None, filters=None, as_: str = "pandas") -> Rows:
     return read_table("foraging_sessions", columns, filters, as_)
 
 
-def behavior_curriculum(columns: list[str] | None = None, filters=None, as_: str = "pandas") -> pd.DataFrame:
+def behavior_curriculum(columns: list[str] | None = None, filters=None, as_: str = "pandas") -> Rows:
     return read_table("behavior_curriculum", columns, filters, as_)
 
 
