@@ -12,8 +12,8 @@ Filters (all optional, combined with AND; `None` means "no filter"):
   compared with the acquisition start time; naive times are UTC, a date is its midnight UTC;
   assets whose start time is missing or not a time never match these two;
 - `qc_status`: `"Pass"`, `"Pending"` or `"Fail"`: assets whose worst QC metric status (in
-  quality_control, Pass < Pending < Fail; metrics without a status ignored) is at most this one;
-  assets without any QC status never match.
+  quality_control, Pass < Pending < Fail; metrics without a status ignored; any other status is
+  worse than Fail, as in the frames) is at most this one; assets without any QC status never match.
 
 Rows come ordered by acquisition start time (unparsable last), then name, then `_id`; `limit`
 (None: all) and `offset` select the page. `search` returns the page as `as_` (pandas by default,
