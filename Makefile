@@ -13,7 +13,7 @@ export DAGSTER_HOME := $(CURDIR)/.dagster_home
 export BIODATA_SAMPLE_ROOT := $(abspath $(SAMPLE_ROOT))
 export BIODATA_CACHE_ROOT := $(abspath $(CACHE_ROOT))
 
-.PHONY: venv home run sample test dev clean bench
+.PHONY: venv home run sample check-defs test dev clean bench
 
 venv: $(INSTALLED)
 
@@ -44,8 +44,23 @@ sample: venv
 run: venv $(DAGSTER_HOME)/dagster.yaml $(SAMPLE_ROOT)/.complete
 	$(BIN)/biodata-cache-pipeline materialize $(if $(FORCE_PUBLISH),--force-publish)
 
+# dg (dagster-dg-cli) lives in its own environment, at the project's Dagster version: its pydantic
+# pin clashes with the pipeline's (dg-workspace/dg.toml). dg loads the code location with .venv's
+# Python; DAGSTER_HOME is unset so that dg's own process does not load the project's dagster.yaml.
+DG_VENV := .venv-dg
+DG_INSTALLED := $(DG_VENV)/.installed
+
+$(DG_INSTALLED): $(INSTALLED)
+	test -x $(DG_VENV)/bin/python || $(PYTHON) -m venv $(DG_VENV)
+	$(DG_VENV)/bin/python -m pip install --quiet \
+		"dagster-dg-cli==$$($(BIN)/python -c 'import dagster; print(dagster.__version__)')"
+	touch $@
+
+check-defs: venv $(DG_INSTALLED)
+	cd dg-workspace && env -u DAGSTER_HOME $(CURDIR)/$(DG_VENV)/bin/dg check defs
+
 # tests/test_daemon.py also runs the Dagster daemon on Postgres: install a server if there is none.
-test: venv
+test: venv check-defs
 	.ci/install-postgres-server
 	$(BIN)/python -m pytest
 
