@@ -29,7 +29,7 @@ from pathlib import Path
 import boto3
 import pytest
 import yaml
-from dagster import DagsterInstance, DagsterRunStatus
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 from dagster._core.test_utils import create_test_daemon_workspace_context
 from dagster._core.workspace.load_target import WorkspaceFileTarget
 from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
@@ -106,7 +106,7 @@ def task_metadata_endpoint(task: dict) -> Iterator[str]:
 
 
 @pytest.fixture
-def aws_env(monkeypatch) -> Iterator[dict[str, str]]:
+def moto_aws(monkeypatch) -> Iterator[dict[str, str]]:
     """A moto server of this test's own on loopback (ECS, EC2, S3, Parameter Store), and the AWS
     environment that reaches it. It runs in this process so that one known moto bug can be fixed
     for it: moto's RunTask requires container-level memory, which Fargate does not
@@ -141,7 +141,7 @@ def aws_env(monkeypatch) -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture
-def daemon_task(aws_env) -> dict:
+def daemon_task(moto_aws) -> dict:
     """The daemon's own Fargate task in moto: cluster, subnet, security group, task definition."""
     ec2 = boto3.client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
@@ -169,7 +169,7 @@ def daemon_task(aws_env) -> dict:
 
 
 @pytest.fixture
-def ecs_instance(aws_env, daemon_task, postgres_url, tmp_path, monkeypatch) -> Iterator[DagsterInstance]:
+def ecs_instance(moto_aws, daemon_task, postgres_url, tmp_path, monkeypatch) -> Iterator[DagsterInstance]:
     """The instance of the project's dagster.ecs.yaml, as the daemon's task sees it: its settings in
     the environment, the Postgres URL a Parameter Store secret, the task metadata endpoint. The
     working directory holds the sample corpus where the `local` environment looks for it."""
@@ -252,7 +252,7 @@ def test_every_ecs_task_size_is_one_fargate_accepts():
     assert int(qc["cpu"]) > int(nightly["cpu"]) and int(qc["memory"]) > int(nightly["memory"])
 
 
-def test_runs_launch_as_ecs_tasks_and_execute_there(ecs_instance, daemon_task, aws_env, tmp_path):
+def test_runs_launch_as_ecs_tasks_and_execute_there(ecs_instance, daemon_task, moto_aws):
     instance = ecs_instance
     assert isinstance(instance.run_launcher, EcsRunLauncher)
     assert isinstance(instance.compute_log_manager, S3ComputeLogManager)
@@ -299,7 +299,7 @@ def test_runs_launch_as_ecs_tasks_and_execute_there(ecs_instance, daemon_task, a
 
         # The container's command, in the container's environment (the task role's credentials and
         # the image's programs besides), executes the run: tables in S3, step logs in the log bucket.
-        container_env = {**environment, **aws_env, "PATH": os.environ["PATH"],
+        container_env = {**environment, **moto_aws, "PATH": os.environ["PATH"],
                          "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
         worker = subprocess.run([str(BIN / command[0]), *command[1:]], env=container_env, capture_output=True,
                                 text=True, timeout=300)
@@ -315,8 +315,8 @@ def test_runs_launch_as_ecs_tasks_and_execute_there(ecs_instance, daemon_task, a
         # and the task carries the sensor's name.
         for _ in execute_sensor_iteration(context, logging.getLogger("test_ecs"), None, None):
             pass
-        (qc_run,) = instance.get_runs()[:1]
-        assert qc_run.job_name == "subject_quality_control" and SUBJECTS_TAG in qc_run.tags, qc_run.tags
+        (qc_run,) = instance.get_runs(RunsFilter(job_name="subject_quality_control"))
+        assert SUBJECTS_TAG in qc_run.tags and qc_run.status == DagsterRunStatus.QUEUED, qc_run
         dequeue(context)
         qc_task, _ = run_task(instance, qc_run.run_id)
         assert (qc_task["overrides"]["cpu"], qc_task["overrides"]["memory"]) == ("2048", "8192")
