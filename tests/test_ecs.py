@@ -1,6 +1,7 @@
 """The ECS deployment (dagster.ecs.yaml), tested the way Dagster tests its EcsRunLauncher: ECS, EC2,
-S3 and Parameter Store from a moto server on loopback, the daemon's task metadata endpoint from a
-loopback HTTP server, and the instance built from the file unchanged (Postgres from conftest).
+S3 and Parameter Store from a moto server on loopback (one moto bug fixed, see `moto_aws`), the
+daemon's task metadata endpoint from a loopback HTTP server, and the instance built from the file
+unchanged (Postgres from conftest).
 
 The daemon's own ECS task is made in moto. The nightly job is launched as the UI does (GraphQL,
 queued) and the daemon's dequeue code starts its ECS task; the test checks the registered task
@@ -121,11 +122,12 @@ def moto_aws(monkeypatch) -> Iterator[dict[str, str]]:
 
     monkeypatch.setattr(EC2ContainerServiceBackend, "_calculate_task_resource_requirements",
                         staticmethod(without_container_memory))
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
         env = {
-            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{server._port}",
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_REGION": "us-east-1",
@@ -223,6 +225,14 @@ def run_task(instance: DagsterInstance, run_id: str) -> tuple[dict, dict]:
     return task, definition
 
 
+def task_network(task: dict) -> tuple[str, list[str]]:
+    """The subnet and the security groups of a task's network interface."""
+    details = {d["name"]: d["value"] for d in task["attachments"][0]["details"]}
+    (interface,) = boto3.client("ec2").describe_network_interfaces(
+        NetworkInterfaceIds=[details["networkInterfaceId"]])["NetworkInterfaces"]
+    return details["subnetId"], [group["GroupId"] for group in interface["Groups"]]
+
+
 def container_environment(definition: dict) -> dict[str, str]:
     """The environment ECS gives the run container: the task definition's variables and its secrets,
     read from Parameter Store as the execution role would."""
@@ -285,7 +295,7 @@ def test_runs_launch_as_ecs_tasks_and_execute_there(ecs_instance, daemon_task, m
 
         # RunTask: the daemon's cluster and network, the job's size, a command that executes this run.
         assert task["clusterArn"] == daemon_task["clusterArn"] and task["launchType"] == "FARGATE"
-        assert task["attachments"][0]["details"][0] == daemon_task["attachments"][0]["details"][0]  # the subnet
+        assert task_network(task) == task_network(daemon_task)
         overrides = task["overrides"]
         (run_container,) = overrides["containerOverrides"]
         assert (overrides["cpu"], overrides["memory"]) == ("1024", "4096")
@@ -304,7 +314,7 @@ def test_runs_launch_as_ecs_tasks_and_execute_there(ecs_instance, daemon_task, m
         worker = subprocess.run([str(BIN / command[0]), *command[1:]], env=container_env, capture_output=True,
                                 text=True, timeout=300)
         assert worker.returncode == 0, worker.stderr[-3000:]
-        assert instance.get_run_by_id(nightly_id).status == DagsterRunStatus.SUCCESS
+        assert instance.get_run_by_id(nightly_id).status == DagsterRunStatus.SUCCESS, worker.stderr[-3000:]
         s3 = boto3.client("s3")
         cached = s3.list_objects_v2(Bucket="ecs-cache", Prefix=f"data-asset-cache/{version_folder()}/")
         assert f"data-asset-cache/{version_folder()}/asset_basics.pqt" in {o["Key"] for o in cached.get("Contents", [])}
