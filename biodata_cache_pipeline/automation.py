@@ -77,6 +77,12 @@ def partition_range_tags(first: str, last: str) -> dict[str, str]:
     return {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
 
 
+def ecs_task_size(cpu: int, memory: int) -> dict[str, str]:
+    """Run tags that size a job's ECS task under dagster.ecs.yaml: Fargate CPU units (1024 = one
+    vCPU) and memory in MiB, a combination Fargate accepts. Ignored by the other instance files."""
+    return {"ecs/cpu": str(cpu), "ecs/memory": str(memory)}
+
+
 def nightly_run_tags() -> dict[str, str]:
     """Every platform: what a run of `nightly_tables` builds unless one platform is picked."""
     platforms = PLATFORM_QC.static_partitions
@@ -89,13 +95,15 @@ nightly_tables = define_asset_job(
     "nightly_tables",
     selection=AssetSelection.assets(*NIGHTLY_TABLES),
     description="The record snapshot, then every unpartitioned table and platform_qc (all platforms), in one run.",
-    tags=nightly_run_tags(),  # definition tags: every launch (GraphQL, UI, retry, in process) carries them
+    # definition tags: every launch (GraphQL, UI, schedule, retry, in process) carries them
+    tags={**nightly_run_tags(), **ecs_task_size(cpu=1024, memory=4096)},
 )
 subject_quality_control = define_asset_job(
     "subject_quality_control",
     selection=AssetSelection.assets(QUALITY_CONTROL.name),
     description="quality_control for a range of subjects in one run: what the quality_control_subjects sensor "
     "and `biodata-cache-pipeline materialize` launch.",
+    tags=ecs_task_size(cpu=2048, memory=8192),  # thousands of subjects' QC metrics in one run
 )
 
 

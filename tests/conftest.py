@@ -1,11 +1,10 @@
-"""Shared fixtures: an isolated Dagster home for every test, and caches built by the pipeline for
-the client tests (local, memory, S3 on moto)."""
+"""Shared fixtures: an isolated Dagster home for every test, caches built by the pipeline for
+the client tests (local, memory, S3 on moto), moto on loopback, and a PostgreSQL server."""
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import uuid
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from local_servers import free_port, postgres_binaries, postgres_server
 
 CLIENT_CORPUS_ASSETS = 200
 MOTO_SERVER = Path(sys.executable).parent / "moto_server"
@@ -85,9 +85,7 @@ def moto_s3_env():
     """A moto S3 server on loopback for the session; yields the AWS environment that reaches it."""
     if not MOTO_SERVER.exists():
         pytest.skip("moto_server is not installed (pip install 'moto[s3]' flask flask-cors)")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen(
         [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
@@ -139,3 +137,15 @@ def client_s3_cache(client_corpus, moto_s3_env) -> str:
             monkeypatch.setenv(name, value)
         boto3.client("s3").create_bucket(Bucket="client-cache")
     return _build_cache(client_corpus, "s3://client-cache/data-asset-cache", moto_s3_env)
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A PostgreSQL server on loopback for one test module (local_servers.postgres_server); skipped
+    only when no server is installed."""
+    binaries = postgres_binaries()
+    if binaries is None:
+        pytest.skip("no PostgreSQL server installed; `.ci/install-postgres-server` installs one (root + apt-get)")
+    pytest.importorskip("dagster_postgres", reason="dagster-postgres missing: pip install -e '.[postgres]'")
+    with postgres_server(binaries) as url:
+        yield url

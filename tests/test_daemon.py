@@ -9,22 +9,20 @@ table on disk.
 
 import json
 import os
-import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from contextlib import contextmanager
-from glob import glob
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 import requests
 import yaml
+
+from local_servers import free_port
 
 from biodata_cache_pipeline.automation import SUBJECTS_TAG
 from biodata_cache_pipeline.sample_corpus import generate_corpus
@@ -35,12 +33,6 @@ PROJECT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 LOCATION = {"repositoryLocationName": "biodata_cache", "repositoryName": "__repository__"}
 DEADLINE_SECONDS = 150  # for each wait below; the sensor ticks every 30 s
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(what: str, probe, timeout: float = DEADLINE_SECONDS, logs: Path | None = None):
@@ -115,40 +107,6 @@ def corpus(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("corpus")
     generate_corpus(out, assets=150, seed=5)
     return out
-
-
-def postgres_binaries() -> Path | None:
-    found = sorted(glob("/usr/lib/postgresql/*/bin/initdb")) or [shutil.which("initdb")]
-    return Path(found[-1]).parent if found[-1] else None
-
-
-@pytest.fixture(scope="module")
-def postgres_url():
-    """A PostgreSQL server on 127.0.0.1 and a free port, in a temporary cluster, for this module."""
-    binaries = postgres_binaries()
-    if binaries is None:
-        pytest.skip("no PostgreSQL server installed; `.ci/install-postgres-server` installs one (root + apt-get)")
-    pytest.importorskip("dagster_postgres", reason="dagster-postgres missing: pip install -e '.[postgres]'")
-    as_user: list[str] = []
-    data = Path(tempfile.mkdtemp(prefix="bdc-postgres-"))
-    if os.geteuid() == 0:  # initdb refuses root: run the server as the `postgres` account
-        user = pwd.getpwnam("postgres")
-        os.chown(data, user.pw_uid, user.pw_gid)
-        as_user = ["runuser", "-u", "postgres", "--"]
-    cluster, port = data / "cluster", free_port()
-
-    def pg(*args: str) -> None:
-        subprocess.run([*as_user, *args], check=True, capture_output=True, timeout=120)
-
-    pg(str(binaries / "initdb"), "-D", str(cluster), "-U", "postgres", "--auth=trust", "-E", "UTF8")
-    options = f"-p {port} -c listen_addresses=127.0.0.1 -k {data}"
-    pg(str(binaries / "pg_ctl"), "-D", str(cluster), "-o", options, "-l", str(data / "server.log"), "-w", "start")
-    try:
-        pg(str(binaries / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "dagster")
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/dagster"
-    finally:
-        pg(str(binaries / "pg_ctl"), "-D", str(cluster), "-m", "fast", "-w", "stop")
-        shutil.rmtree(data, ignore_errors=True)
 
 
 def run_unattended_pipeline(tmp_path: Path, corpus: Path, instance_file: str, extra_env: dict) -> None:
