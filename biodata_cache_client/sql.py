@@ -6,9 +6,9 @@ appear in the statement are opened: each is registered as a pyarrow dataset (par
 strings, filters and projections pushed down to the parquet scan), or as the upgraded table for
 an older version folder, so local folders, the memory store, S3 and the local copy all work the
 same way. When the version folder has a `catalog.duckdb`, each table is the catalog's view over
-that dataset (the same columns, typed convenience columns included, as plain DuckDB attaching
-the catalog; `catalog.py`). A table that does not exist raises `TableNotFoundError` listing the tables there are;
-an object that cannot be read while DuckDB scans it raises `CacheReadError`.
+that dataset (the columns of plain DuckDB attaching the catalog, typed convenience columns
+included; `catalog.py`). A table that does not exist raises `TableNotFoundError` listing the
+tables there are; an object that cannot be read while DuckDB scans it raises `CacheReadError`.
 
 `read_only=True` (the default of `biodata-cache sql`) runs one SELECT over the cache's views and
 nothing else: DuckDB's parser must see exactly one SELECT statement (WITH ... SELECT, FROM ...,
