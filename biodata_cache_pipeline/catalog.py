@@ -60,11 +60,13 @@ PARSED_COLUMNS: dict[str, dict[str, str]] = {
     "foraging_sessions": {"session_date": DATE},
 }
 # A time with a UTC offset (`Z`, `+07`, `-0700`, `+07:00`) after the date and time.
-STAND_IN_TIME = datetime(2000, 1, 1, tzinfo=timezone.utc)
 UTC_OFFSET = r"^\d{4}-\d{2}-\d{2}[T ].*([Zz]|[+-]\d{2}(:?\d{2})?)$"
+STAND_IN_PARTITION = "_"  # the one partition of a partitioned table's stand-in
+STAND_IN_TIME = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
 
 def _check_parsed_columns() -> None:
+    """Each parsed column is a declared string column of its table."""
     for table, columns in PARSED_COLUMNS.items():
         declared = {column.name: column.type for column in TABLES[table].columns}
         for name in columns:
@@ -80,12 +82,14 @@ def build_catalog(specs: Iterable[TableSpec], version_uri: str) -> bytes:
     (`s3://bucket/prefix/bdc-vX.Y` or an absolute local path). Nothing is read from the cache:
     DuckDB binds each view, when it creates it, to a zero-row stand-in with the declared schema."""
     specs = sorted(specs, key=lambda spec: spec.name)
-    scans = {spec.name: _object_uri(spec, _duckdb_uri(version_uri)) for spec in specs}
+    folder_uri = _duckdb_uri(version_uri)
+    scans = {spec.name: _object_uri(spec, folder_uri) for spec in specs}
+    stand_ins = {_object_uri(spec, folder_uri, STAND_IN_PARTITION): spec for spec in specs}
     with tempfile.TemporaryDirectory(prefix="bdc-catalog-") as folder:
         path = os.path.join(folder, CATALOG_FILE)
         connection = duckdb.connect(path)
         try:
-            connection.register_filesystem(_DeclaredFiles({scans[spec.name]: spec for spec in specs}))
+            connection.register_filesystem(_DeclaredFiles(stand_ins))
             connection.execute("BEGIN")  # one commit: much faster than one per statement
             for statement in catalog_statements(specs, scans):
                 connection.execute(statement)
@@ -122,11 +126,11 @@ def _duckdb_uri(version_uri: str) -> str:
     raise ValueError(f"a DuckDB catalog needs an s3:// or absolute local version folder, not {version_uri!r}")
 
 
-def _object_uri(spec: TableSpec, version_uri: str) -> str:
-    """The table's object, or the glob of its partition files."""
+def _object_uri(spec: TableSpec, version_uri: str, partition: str = "*") -> str:
+    """The table's object, or the file of its `partition` (by default the glob of them all)."""
     if not spec.partitioned:
         return f"{version_uri}/{spec.object_name}.pqt"
-    return f"{version_uri}/{spec.object_name}/{spec.partition_key}=*/{PARTITION_FILE}"
+    return f"{version_uri}/{spec.object_name}/{spec.partition_key}={partition}/{PARTITION_FILE}"
 
 
 def _parquet_scan(spec: TableSpec, uri: str) -> str:
@@ -137,8 +141,8 @@ def _parquet_scan(spec: TableSpec, uri: str) -> str:
 
 class _DeclaredFiles(AbstractFileSystem):
     """What DuckDB reads while it creates the views, for `s3://` and `file://` URIs: at each
-    table's object (one partition `<key>=_` for a partitioned table), a zero-row parquet file
-    with the declared schema."""
+    table's object (one partition for a partitioned table), a zero-row parquet file with the
+    declared schema."""
 
     protocol = ("s3", "file")
     cachable = False
@@ -149,7 +153,7 @@ class _DeclaredFiles(AbstractFileSystem):
         for uri, spec in objects.items():
             sink = pa.BufferOutputStream()
             pq.write_table(spec.empty(), sink)
-            self.files[self._strip_protocol(uri.replace("=*/", "=_/"))] = sink.getvalue().to_pybytes()
+            self.files[self._strip_protocol(uri)] = sink.getvalue().to_pybytes()
 
     def ls(self, path, detail=True, **kwargs):
         path = self._strip_protocol(path).rstrip("/")
