@@ -5,8 +5,10 @@ Each cache table is visible as a view named like the table, and each custom tabl
 appear in the statement are opened: each is registered as a pyarrow dataset (partition columns as
 strings, filters and projections pushed down to the parquet scan), or as the upgraded table for
 an older version folder, so local folders, the memory store, S3 and the local copy all work the
-same way. A table that does not exist raises `TableNotFoundError` listing the tables there are;
-an object that cannot be read while DuckDB scans it raises `CacheReadError`.
+same way. When the version folder has a `catalog.duckdb`, each table is the catalog's view over
+that dataset (the columns of plain DuckDB attaching the catalog, typed convenience columns
+included; `catalog.py`). A table that does not exist raises `TableNotFoundError` listing the
+tables there are; an object that cannot be read while DuckDB scans it raises `CacheReadError`.
 
 `read_only=True` (the default of `biodata-cache sql`) runs one SELECT over the cache's views and
 nothing else: DuckDB's parser must see exactly one SELECT statement (WITH ... SELECT, FROM ...,
@@ -27,6 +29,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
+from biodata_cache_client.catalog import catalog_views, create_view
 from biodata_cache_client.errors import CacheReadError
 from biodata_cache_client.formats import Rows, check_format, relation_as
 from biodata_cache_client.reader import CacheReader, TableNotFoundError, current_reader
@@ -67,8 +70,13 @@ def query(sql: str, read_only: bool = False, as_: str = "pandas") -> Rows:
     version = reader.version() if tables or custom_names else None
     connection = duckdb.connect()
     try:
+        views = catalog_views(reader, version) if tables else {}
         for name in tables:
-            connection.register(name, _for_duckdb(reader.scan(TABLES[name], version=version)))
+            scanned = _for_duckdb(reader.scan(TABLES[name], version=version))
+            if name in views:
+                create_view(connection, name, views[name], scanned)
+            else:
+                connection.register(name, scanned)
         _register_custom_tables(connection, reader, version, custom_names)
         if read_only:
             connection.execute("set enable_external_access = false")

@@ -5,7 +5,8 @@ that partition) or a `PartitionedBuild`, which adds the fingerprint of each part
 Before anything is written, the publish guard compares the table's new row count with the
 published one (see `publish_guard.py`). After the data is written the IO manager records the
 per-partition build state, publishes the column sidecar and the registry fragment with its build
-manifest, and registers the version folder. A table (or partition) built again with the same
+manifest, and registers the version folder; then it writes the version folder's DuckDB catalog
+over every table published so far (`catalog.py`; not rewritten when unchanged). A table (or partition) built again with the same
 bytes is not rewritten, and keeps its manifest unless the fingerprint of its inputs moved on. An
 asset whose input fingerprint equals the published manifest's may return the published table as
 it is (`published_if_unchanged`), skipping the build.
@@ -26,9 +27,10 @@ import pyarrow as pa
 from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
 from pydantic import Field
 
+from biodata_cache_pipeline.catalog import build_catalog
 from biodata_cache_pipeline.dagster_internals import add_partition_metadata
 from biodata_cache_pipeline.publish_guard import DEFAULT_MAX_ROW_DROP_FRACTION, PublishRefused, publish_refusal
-from biodata_cache_pipeline.storage import CacheStore, UnreadableObject
+from biodata_cache_pipeline.storage import MEMORY_SCHEME, CacheStore, UnreadableObject
 from biodata_cache_pipeline.table_checks import ConstraintViolation, constraint_problems
 from biodata_cache_pipeline.tables import TABLES
 from biodata_cache_pipeline.tables.declaration import TableSpec
@@ -130,6 +132,7 @@ class CacheIOManager(ConfigurableIOManager):
         if changed or (fingerprint is not None and fingerprint != store.read_build(spec).get(INPUT_METADATA_KEY)):
             source = _metadata_value(context.output_metadata.get(SOURCE_METADATA_KEY))
             self._publish(store, spec, source, row_count, partitions, fingerprint)
+        self.publish_catalog(store)
         url = store.table_url(spec)
         metadata = {
             "dagster/uri": store.table_location(spec),
@@ -157,7 +160,21 @@ class CacheIOManager(ConfigurableIOManager):
         remaining = {key: entry for key, entry in state.items() if key not in removed}
         store.write_partition_state(spec, remaining)
         self._publish(store, spec, store.read_build(spec).get("source"), _total_rows(remaining), len(remaining))
+        self.publish_catalog(store)
         return removed
+
+    @staticmethod
+    def publish_catalog(store: CacheStore) -> bool:
+        """Write `catalog.duckdb` with a view of every table that has a registry fragment (and, if
+        partitioned, a partition); True if it changed. A memory root has none: DuckDB cannot read it."""
+        if store.root_uri.startswith(MEMORY_SCHEME):
+            return False
+        published = [
+            TABLES[entry["name"]]
+            for entry in store.read_registry()["tables"]
+            if entry["name"] in TABLES and entry.get("build", {}).get("partitions") != 0
+        ]
+        return store.write_catalog(build_catalog(published, store.version_uri))
 
     def _guard(self, store: CacheStore, spec: TableSpec, published_rows: int | None, new_rows: int) -> None:
         refusal = publish_refusal(spec.name, published_rows, new_rows, self.max_row_drop_fraction)

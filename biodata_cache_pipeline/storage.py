@@ -60,6 +60,7 @@ CUSTOM_FOLDER = "custom"
 CUSTOM_TABLE_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")
 REGISTRY_FOLDER = "cache_registry"
 REGISTRY_FILE = "cache_registry.json"
+CATALOG_FILE = "catalog.duckdb"  # the DuckDB views of the version folder (catalog.py)
 # Per-partition build state of partitioned tables (rows, input fingerprint): a dot folder, so
 # hive discovery and the registry readers never see it.
 BUILD_STATE_FOLDER = ".build_state"
@@ -366,6 +367,15 @@ class CacheStore:
         self._put(self._path(f"{spec.object_name}.json"), _json_bytes({"columns": spec.column_names}))
         self._put(self._path(REGISTRY_FOLDER, f"{spec.name}.json"), fragment)
         self._put(self._path(REGISTRY_FILE), _json_bytes({"tables": self._read_fragments(repair=True)}))
+
+    @property
+    def version_uri(self) -> str:
+        """The URI of the version folder (absolute for a local root)."""
+        return f"{self.root_uri}/{self.version}"
+
+    def write_catalog(self, data: bytes) -> bool:
+        """Write `catalog.duckdb` unless the stored one holds the same bytes; True if it was written."""
+        return self._put_if_changed(self._path(CATALOG_FILE), data)
 
     def read_partition_state(self, spec: TableSpec) -> dict[str, dict]:
         """Partition value -> `{"rows", "fingerprint"}` as last written; {} before the first build.
