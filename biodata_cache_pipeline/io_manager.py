@@ -26,6 +26,7 @@ import pyarrow as pa
 from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
 from pydantic import Field
 
+from biodata_cache_pipeline.build_history import record_build
 from biodata_cache_pipeline.dagster_internals import add_partition_metadata
 from biodata_cache_pipeline.publish_guard import DEFAULT_MAX_ROW_DROP_FRACTION, PublishRefused, publish_refusal
 from biodata_cache_pipeline.storage import CacheStore, UnreadableObject
@@ -237,6 +238,7 @@ class CacheIOManager(ConfigurableIOManager):
             build["partitions"] = partitions
         if fingerprint is not None:
             build[INPUT_METADATA_KEY] = fingerprint
+        build["build_id"] = record_build(store, spec, build)  # the immutable manifest (build_history.py)
         store.publish_metadata(spec, build)
         store.register_version()
 
