@@ -7,10 +7,13 @@ Where it reads from is set by environment variables or `configure(...)` (see `co
     bdc.asset_basics(columns=["name", "subject_id"], filters=[("data_level", "=", "raw")])
     bdc.qc("828418")
     bdc.query("select platform, status, count(*) from platform_qc group by all")
+    bdc.history("asset_basics"); bdc.asset_basics(as_of="2026-11-30"); bdc.provenance()
 """
 
+from biodata_cache_client.builds import BuildNotFoundError
 from biodata_cache_client.config import Settings, configure, current_settings
 from biodata_cache_client.custom import custom
+from biodata_cache_client.history import BuildDiff, diff, history, provenance
 from biodata_cache_client.reader import CacheReadError, TableNotFoundError
 from biodata_cache_client.sql import query
 from biodata_cache_client.tables import (
@@ -34,6 +37,8 @@ from biodata_cache_client.tables import (
 )
 
 __all__ = [
+    "BuildDiff",
+    "BuildNotFoundError",
     "CacheReadError",
     "Settings",
     "TableNotFoundError",
@@ -44,11 +49,14 @@ __all__ = [
     "configure",
     "current_settings",
     "custom",
+    "diff",
     "foraging_sessions",
     "get_cache_registry",
     "get_cache_versions",
+    "history",
     "platform_fib",
     "platform_qc",
+    "provenance",
     "qc",
     "quality_control",
     "query",

@@ -6,7 +6,9 @@ appear in the statement are opened: each is registered as a pyarrow dataset (par
 strings, filters and projections pushed down to the parquet scan), or as the upgraded table for
 an older version folder, so local folders, the memory store, S3 and the local copy all work the
 same way. A table that does not exist raises `TableNotFoundError` listing the tables there are;
-an object that cannot be read while DuckDB scans it raises `CacheReadError`.
+an object that cannot be read while DuckDB scans it raises `CacheReadError`. `as_of=` reads each
+table at its newest build at or before that time; `build=<id>` reads the table with that build at
+it and every other table as of its `built_at` (see `builds`); custom tables have no builds.
 
 `read_only=True` (the default of `biodata-cache sql`) runs one SELECT over the cache's views and
 nothing else: DuckDB's parser must see exactly one SELECT statement (WITH ... SELECT, FROM ...,
@@ -25,6 +27,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pandas as pd
 
+from biodata_cache_client.builds import at_build
 from biodata_cache_client.errors import CacheReadError
 from biodata_cache_client.reader import CacheReader, TableNotFoundError, current_reader
 from biodata_cache_client.sources import READ_ADVICE
@@ -52,6 +55,7 @@ def _for_duckdb(scanned: ds.Dataset | pa.Table) -> ds.Dataset | pa.Table:
     return scanned
 
 
+@at_build
 def query(sql: str, read_only: bool = False) -> pd.DataFrame:
     """The rows of one SQL statement as a DataFrame; `read_only=True` allows one SELECT over the views only."""
     if read_only:

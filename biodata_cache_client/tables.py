@@ -1,7 +1,7 @@
 """One function per cache table, plus `raw_to_derived`, the registry and the version list.
 
 Every function reads the version folder selected by the configuration (see `config`) and returns
-typed results (see `frames`). `columns=` selects columns and `filters=` takes pyarrow-style
+typed results (see `frames`); `as_of=` or `build=` reads an earlier build (see `builds`). `columns=` selects columns and `filters=` takes pyarrow-style
 tuples, e.g. `[("data_level", "=", "raw"), ("subject_id", "in", ["1", "2"])]` (one tuple alone
 is one filter; a list of such lists is OR); both are pushed down to the parquet scan.
 """
@@ -14,11 +14,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from biodata_cache_client.builds import at_build
 from biodata_cache_client.frames import to_frame
 from biodata_cache_client.reader import current_reader, filter_expression, table_spec
 from biodata_cache_pipeline.tables.quality_control import PLATFORM_QC, QUALITY_CONTROL
 
 
+@at_build
 def read_table(name: str, columns: list[str] | None = None, filters=None) -> pd.DataFrame:
     """Any cache table by name, as a typed DataFrame."""
     spec = table_spec(name)
@@ -26,26 +28,32 @@ def read_table(name: str, columns: list[str] | None = None, filters=None) -> pd.
     return to_frame(table, spec)
 
 
+@at_build
 def unique_project_names() -> list[str]:
     return _values("unique_project_names", "project_name")
 
 
+@at_build
 def unique_subject_ids() -> list[str]:
     return _values("unique_subject_ids", "subject_id")
 
 
+@at_build
 def unique_genotypes() -> list[str]:
     return _values("unique_genotypes", "genotype")
 
 
+@at_build
 def asset_basics(columns: list[str] | None = None, filters=None) -> pd.DataFrame:
     return read_table("asset_basics", columns, filters)
 
 
+@at_build
 def source_data(columns: list[str] | None = None, filters=None) -> pd.DataFrame:
     return read_table("source_data", columns, filters)
 
 
+@at_build
 def quality_control(
     subject_id: str | int | list[str | int] | None,
     asset_names: str | list[str] | None = None,
@@ -70,6 +78,7 @@ def quality_control(
 qc = quality_control
 
 
+@at_build
 def platform_qc(
     platform: str | list[str] | None = None, columns: list[str] | None = None, filters=None
 ) -> pd.DataFrame:
@@ -83,22 +92,27 @@ def platform_qc(
     return to_frame(table, PLATFORM_QC)
 
 
+@at_build
 def assets_smartspim(columns: list[str] | None = None, filters=None) -> pd.DataFrame:
     return read_table("assets_smartspim", columns, filters)
 
 
+@at_build
 def platform_fib(columns: list[str] | None = None, filters=None) -> pd.DataFrame:
     return read_table("platform_fib", columns, filters)
 
 
+@at_build
 def foraging_sessions(columns: list[str] | None = None, filters=None) -> pd.DataFrame:
     return read_table("foraging_sessions", columns, filters)
 
 
+@at_build
 def behavior_curriculum(columns: list[str] | None = None, filters=None) -> pd.DataFrame:
     return read_table("behavior_curriculum", columns, filters)
 
 
+@at_build
 def raw_to_derived(asset_name: str | list[str], modality: str | None = None, latest: bool = True) -> list[str]:
     """Derived assets made from the given assets (tables.md, "raw_to_derived").
 
