@@ -35,12 +35,14 @@ listing them (layout.md: it never loses an entry).
 
 from __future__ import annotations
 
+import argparse
 import errno
 import hashlib
 import json
 import os
 import re
 import shutil
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -388,3 +390,35 @@ def _delete_s3_versions(store: CacheStore, bucket: str, versions: list[dict]) ->
         if answer.get("Errors"):
             first = answer["Errors"][0]
             raise OSError(f"could not delete s3://{bucket}/{first['Key']}: {first.get('Message', first.get('Code'))}")
+
+
+# -- command line ---------------------------------------------------------------------------------
+
+
+def add_prune_command(commands) -> None:
+    """`biodata-cache-pipeline prune [--dry-run] [--keep-builds N] [--keep-days D] [--remove-old-versions]`."""
+    command = commands.add_parser("prune", help="delete old builds (and old version folders), never the current ones")
+    command.add_argument("--dry-run", action="store_true", help="print what would be deleted, delete nothing")
+    command.add_argument("--keep-builds", type=int, metavar="N",
+                         help=f"builds kept per table (default ${KEEP_BUILDS_ENV} or {DEFAULT_KEEP_BUILDS})")
+    command.add_argument("--keep-days", type=float, metavar="D",
+                         help=f"builds younger than this are kept (default ${KEEP_DAYS_ENV} or {DEFAULT_KEEP_DAYS})")
+    command.add_argument("--remove-old-versions", action="store_true",
+                         help="also delete the bdc-vX.Y folders older than this pipeline's")
+
+
+def run_prune(args: argparse.Namespace, store: CacheStore) -> int:
+    """The `prune` command on `store`'s root: 0 when done, 2 for bad settings, 1 when a deletion failed."""
+    try:
+        retention = Retention.from_environment(args.keep_builds, args.keep_days)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"cache: {store.root_uri}/{store.version}/ keeping per table the newest {retention.keep_builds} builds "
+          f"and every build younger than {retention.keep_days:g} days")
+    try:
+        prune(store, retention, remove_old_versions=args.remove_old_versions, dry_run=args.dry_run)
+    except OSError as error:
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 1
+    return 0
