@@ -233,6 +233,25 @@ def test_bad_selections_are_one_line_errors(reading):
         assert "\n" not in str(raised.value), str(raised.value)
 
 
+def test_builds_through_the_local_copy_and_offline(reading, tmp_path, monkeypatch):
+    """On S3 a build's object versions are kept in the local copy by checksum and read offline from
+    there; a local root ignores both settings."""
+    ids = _ids(reading, "quality_control")
+    copy = tmp_path / "copy"
+    bdc.configure(root=reading.root, local_copy=str(copy))
+    assert bdc.history("quality_control")["build_id"].tolist() == ids
+    pd.testing.assert_frame_equal(bdc.qc(None, build=ids[1]), reading.builds[1].qc)
+    if reading.kind == "s3":
+        kept = sorted(p.stem for p in copy.rglob(f"{HISTORY_OBJECTS_FOLDER}/*.pqt"))
+        assert kept == sorted({o["sha256"] for o in _manifests(reading, "quality_control")[1]["objects"]})
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens: offline must not need S3
+    bdc.configure(root=reading.root, local_copy=str(copy), offline=True)
+    pd.testing.assert_frame_equal(bdc.qc(None, build=ids[1]), reading.builds[1].qc)
+    if reading.kind == "s3":
+        with pytest.raises(bdc.CacheReadError, match="is not in the local copy; read it once online first"):
+            bdc.qc(None, build=ids[0])
+
+
 def test_prune_dry_run_then_prune_keeps_the_current_builds(reading, capsys, monkeypatch):
     """Last in this module: it deletes the older builds the other tests read."""
     monkeypatch.setenv("BIODATA_CACHE_ROOT", reading.root)
