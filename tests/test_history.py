@@ -1,5 +1,6 @@
 """Build history through the real pipeline, three builds of a hand-made corpus, on a local root and on
-an S3 bucket with versioning (moto_server): history, as_of, build=, diff, provenance and prune."""
+an S3 bucket with versioning (moto_server): history, as_of, build=, diff, provenance and prune; and
+the content-addressed copies of an S3 bucket without versioning and of the memory store."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import boto3
@@ -16,16 +18,20 @@ import pandas as pd
 import pytest
 from dagster import DagsterInstance
 from handmade_corpus import asset_name, remove_record, use_local_environment, write_corpus, write_record
+from pyarrow.fs import FileSelector
 
 import biodata_cache_client as bdc
-from biodata_cache_pipeline.build_history import BUILD_ID, HISTORY_OBJECTS_FOLDER
+from biodata_cache_pipeline.build_history import BUILD_ID, HISTORY_OBJECTS_FOLDER, Retention, prune, record_build
 from biodata_cache_pipeline.cli import main as pipeline_main
 from biodata_cache_pipeline.cli import materialize_all
+from biodata_cache_pipeline.storage import CacheStore
+from biodata_cache_pipeline.tables import TABLES
 from biodata_cache_pipeline.version import version_folder
 
 VERSION = version_folder()
 SUBJECTS = ["1", "2", "3", "4", "5", "6"]  # enough that removing one subject passes the publish guard
 NEW = "7"
+GENOTYPES = TABLES["unique_genotypes"]
 pytestmark = pytest.mark.usefixtures("client_settings")
 
 
@@ -274,11 +280,40 @@ def test_prune_dry_run_then_prune_keeps_the_current_builds(reading, capsys, monk
     pd.testing.assert_frame_equal(bdc.qc(None), reading.builds[-1].qc)
     with pytest.raises(bdc.BuildNotFoundError, match=f"no build {basics[0]}"):
         bdc.asset_basics(build=basics[0])
-    current = [entry for table in _tables() for manifest in _manifests(reading, table) for entry in manifest["objects"]]
+    current = [entry for table in TABLES for manifest in _manifests(reading, table) for entry in manifest["objects"]]
     assert _stored_objects(reading) == {_stored_name(reading, entry) for entry in current}, "what the current builds name"
 
     assert pipeline_main(["prune", "--keep-builds", "0"]) == 2
     assert capsys.readouterr().err.splitlines() == ["error: keep_builds 0 must be a whole number of at least 1 (the current build)"]
+
+
+@pytest.fixture(params=["s3-unversioned", "memory"])
+def copies_root(request) -> str:
+    if request.param == "memory":
+        return f"memory://history-{uuid.uuid4().hex[:12]}/data-asset-cache"
+    return request.getfixturevalue("fresh_root")
+
+
+def test_without_bucket_versioning_builds_are_kept_as_copies(copies_root, capsys):
+    """An S3 bucket without versioning (and the memory store) keep each build's objects once by checksum."""
+    store = CacheStore(copies_root)
+    written = [["a"], ["a", "b"], ["a"]]  # the third build has the first one's bytes
+    ids = []
+    for genotypes in written:
+        store.write_table(GENOTYPES, GENOTYPES.from_columns({"genotype": genotypes}))
+        ids.append(record_build(store, GENOTYPES, {"built_at": datetime.now(timezone.utc).isoformat(), "row_count": len(genotypes)}))
+    assert record_build(store, GENOTYPES, {"built_at": "2030-01-01T00:00:00+00:00", "row_count": 1}) == ids[-1]
+    bdc.configure(root=copies_root)
+    assert [bdc.unique_genotypes(build=build_id) for build_id in ids] == written
+    copies = store.filesystem.get_file_info(FileSelector(f"{store._path(HISTORY_OBJECTS_FOLDER)}"))
+    assert len(copies) == 2, "one copy per distinct content"
+
+    prune(store, Retention(keep_builds=1, keep_days=0), say=print)
+    said = capsys.readouterr().out
+    assert said.count("deleting build unique_genotypes") == 2 and said.count("deleting copy of") == 1
+    assert bdc.history("unique_genotypes")["build_id"].tolist() == ids[-1:]
+    assert bdc.unique_genotypes(build=ids[-1]) == ["a"] and bdc.unique_genotypes() == ["a"]
+    assert len(store.filesystem.get_file_info(FileSelector(f"{store._path(HISTORY_OBJECTS_FOLDER)}"))) == 1
 
 
 def test_remove_old_versions_never_the_current_one(tmp_path, capsys, monkeypatch):
@@ -295,12 +330,6 @@ def test_remove_old_versions_never_the_current_one(tmp_path, capsys, monkeypatch
 
 
 # -- helpers -------------------------------------------------------------------------------------
-
-
-def _tables() -> list[str]:
-    from biodata_cache_pipeline.tables import TABLES
-
-    return list(TABLES)
 
 
 def _manifests(cache: Cache, table: str) -> list[dict]:
