@@ -32,7 +32,6 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
-from functools import lru_cache
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -136,7 +135,7 @@ def manifest(reader, table: str, version: str, build_id: str) -> dict:
     return _manifest(reader, f"{version}/{manifest_relative(table, build_id)}")
 
 
-@lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=256)
 def _manifest(reader, relative: str) -> dict:
     found = reader._json(relative)
     if found is None:
@@ -293,20 +292,16 @@ def _log(reader, spec: TableSpec, version: str, found: dict | None) -> None:
 def provenance() -> list[dict]:
     """Every table and build this process has read, first read first, each once:
     `{"table", "version", "build_id", "built_at", "root"}` (build None: no build was recorded)."""
-    entries = {}
+    entries, listed = {}, {}
     for read in list(_reads):
         build_id, at = read.build_id, read.built_at
-        if build_id is None:
-            build_id, at = _published_at(read)
+        if build_id is None:  # the published paths: the build published when the read ran
+            where = (read.reader, read.table, read.version)
+            if where not in listed:
+                listed[where] = build_ids(*where)
+            ids = [i for i in listed[where] if build_time(i) <= read.read_at]
+            build_id, at = (ids[-1], manifest(*where, ids[-1])["built_at"]) if ids else (None, None)
         entry = {"table": read.table, "version": read.version, "build_id": build_id, "built_at": at,
                  "root": read.reader.source.root_uri}
         entries.setdefault(tuple(entry.values()), entry)
     return list(entries.values())
-
-
-def _published_at(read: _Read) -> tuple[str | None, str | None]:
-    """The build that was published when `read` ran: the newest manifest written before it."""
-    ids = [i for i in build_ids(read.reader, read.table, read.version) if build_time(i) <= read.read_at]
-    if not ids:
-        return None, None
-    return ids[-1], manifest(read.reader, read.table, read.version, ids[-1])["built_at"]
