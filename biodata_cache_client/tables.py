@@ -1,9 +1,11 @@
 """One function per cache table, plus `raw_to_derived`, the registry and the version list.
 
 Every function reads the version folder selected by the configuration (see `config`) and returns
-typed results (see `frames`); `as_of=` or `build=` reads an earlier build (see `builds`). `columns=` selects columns and `filters=` takes pyarrow-style
+typed results (see `frames`). `columns=` selects columns and `filters=` takes pyarrow-style
 tuples, e.g. `[("data_level", "=", "raw"), ("subject_id", "in", ["1", "2"])]` (one tuple alone
 is one filter; a list of such lists is OR); both are pushed down to the parquet scan.
+
+`as_of=` (a date or time) or `build=` (a build id) reads an earlier build of the table (see `builds`).
 """
 
 from __future__ import annotations
