@@ -45,6 +45,7 @@ import argparse
 import errno
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -71,6 +72,7 @@ KEEP_DAYS_ENV = "BIODATA_HISTORY_KEEP_DAYS"
 DEFAULT_KEEP_BUILDS = 30
 DEFAULT_KEEP_DAYS = 90
 S3_DELETE_BATCH = 1000  # DeleteObjects takes at most this many keys
+log = logging.getLogger(__name__)
 
 
 def build_time(build_id: str) -> datetime:
@@ -131,8 +133,17 @@ def read_manifest(store: CacheStore, spec: TableSpec, build_id: str) -> dict:
 
 
 def latest_manifest(store: CacheStore, spec: TableSpec) -> dict | None:
+    """The newest manifest; None when there is none, or it is unreadable (logged: the next manifest
+    is then made from the published objects, as for a table's first build)."""
     ids = build_ids(store, spec)
-    return read_manifest(store, spec, ids[-1]) if ids else None
+    try:
+        found = read_manifest(store, spec, ids[-1]) if ids else None
+        if found is not None and not isinstance(found.get("objects"), list):
+            raise ValueError(f"{store._describe(store._path(manifest_relative(spec.name, ids[-1])))} is not a build manifest")
+    except (ValueError, AttributeError) as error:
+        log.warning("%s; the next manifest is made from the published objects", error)
+        return None
+    return found
 
 
 def _current_objects(store: CacheStore, spec: TableSpec, build: dict, previous: dict | None) -> list[dict]:
@@ -283,8 +294,12 @@ def _expired_builds(store: CacheStore, retention: Retention, now: datetime) -> l
         ids = build_ids(store, spec)
         expired = set(retention.expired(ids, now))
         for build_id in ids:
-            manifest = read_manifest(store, spec, build_id)
-            refs = {_reference(entry) for entry in manifest["objects"]}
+            try:
+                manifest = read_manifest(store, spec, build_id)
+                refs = {_reference(entry) for entry in manifest["objects"]}
+            except (ValueError, TypeError, KeyError) as error:
+                log.warning("build %s of %s is unreadable (%s): left as it is", build_id, spec.name, error)
+                continue
             if build_id in expired:
                 for ref in refs:
                     expired_refs.setdefault(ref, f"{spec.name} {build_id}")
@@ -295,12 +310,16 @@ def _expired_builds(store: CacheStore, retention: Retention, now: datetime) -> l
                 )
             else:
                 kept_refs |= refs
+    # A copy is shared by every object (of any build, any table) with its bytes: deleted once, when none is kept.
+    kept_copies = {sha256 for _, sha256, version_id in kept_refs if version_id is None}
+    deleted_copies = set()
     for (path, sha256, version_id), build in sorted(expired_refs.items(), key=lambda item: item[0]):
         if (path, sha256, version_id) in kept_refs:
             continue
         if version_id is None:
-            if any(ref[1] == sha256 for ref in kept_refs):  # a copy is shared by every build naming its bytes
+            if sha256 in kept_copies or sha256 in deleted_copies:
                 continue
+            deleted_copies.add(sha256)
             target = store._path(history_object_relative(sha256))
             deletions.append(Deletion(f"copy of {path} from build {build}: {store._uri(target)}",
                                       lambda target=target: _delete_object(store, target)))

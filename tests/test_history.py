@@ -32,6 +32,9 @@ VERSION = version_folder()
 SUBJECTS = ["1", "2", "3", "4", "5", "6"]  # enough that removing one subject passes the publish guard
 NEW = "7"
 GENOTYPES = TABLES["unique_genotypes"]
+PLATFORM_QC = TABLES["platform_qc"]
+ROW = {"asset_name": "a", "tag": "t", "status": "Pass", "timestamp": None, "instrument_id_normalized": None,
+       "experimenters_normalized": None}
 pytestmark = pytest.mark.usefixtures("client_settings")
 
 
@@ -314,6 +317,29 @@ def test_without_bucket_versioning_builds_are_kept_as_copies(copies_root, capsys
     assert bdc.history("unique_genotypes")["build_id"].tolist() == ids[-1:]
     assert bdc.unique_genotypes(build=ids[-1]) == ["a"] and bdc.unique_genotypes() == ["a"]
     assert len(store.filesystem.get_file_info(FileSelector(f"{store._path(HISTORY_OBJECTS_FOLDER)}"))) == 1
+
+
+def test_partitions_with_the_same_bytes_share_one_copy(tmp_path, capsys):
+    store = CacheStore(str(tmp_path / "cache"))
+    platforms = PLATFORM_QC.static_partitions[:2]
+    builds = []
+    for status in (None, "Pass"):  # first every partition is empty (the same bytes), then each has a row
+        rows = [] if status is None else [dict(ROW, status=status)]
+        for platform in platforms:
+            store.write_partition(PLATFORM_QC, platform, PLATFORM_QC.from_rows(rows))
+        store.write_partition_state(PLATFORM_QC, {p: {"rows": len(rows), "fingerprint": None} for p in platforms})
+        builds.append(record_build(store, PLATFORM_QC, {"built_at": datetime.now(timezone.utc).isoformat(), "row_count": 0}))
+        store = CacheStore(str(tmp_path / "cache"))  # as the IO manager: a store per output
+    first, second = (json.loads((tmp_path / "cache" / VERSION / "_builds" / "platform_qc" / f"{b}.json").read_text())
+                     for b in builds)
+    assert len({o["sha256"] for o in first["objects"]}) == 1 and len({o["sha256"] for o in second["objects"]}) == 1
+    bdc.configure(root=str(tmp_path / "cache"))
+    assert bdc.platform_qc(list(platforms), build=builds[0]).empty
+    assert sorted(bdc.platform_qc(list(platforms), build=builds[1])["platform"]) == sorted(platforms)
+
+    prune(store, Retention(keep_builds=1, keep_days=0))
+    assert capsys.readouterr().out.count("deleting copy of") == 1
+    assert len(list((tmp_path / "cache" / VERSION / HISTORY_OBJECTS_FOLDER).iterdir())) == 1
 
 
 def test_remove_old_versions_never_the_current_one(tmp_path, capsys, monkeypatch):
