@@ -25,10 +25,10 @@ Keeping the objects readable:
   of the published file on a local root (no extra space), a server-side copy on S3.
 
 Every path and write goes through the `CacheStore` helpers (paths, the atomic `_put`, its S3
-client): the store stays the one owner of the cache's objects. Two runs that publish the same
-partitioned table at once each write a manifest from the build state they read; the newer one is
-the current build (the pipeline's pools keep one run per table; concurrent subject runs of
-quality_control would need the build state and the manifest written under one lock).
+client): the store stays the one owner of the cache's objects. Two runs publishing the same
+partitioned table at once would each write a manifest listing every partition of the build state
+they read, but a partition the other run rewrote meanwhile could keep its previous checksum; the
+pipeline's pools (one run per table, `stale_runs.py`) keep that from happening.
 
 Retention (`prune`): per table, the newest `keep_builds` builds and every build younger than
 `keep_days` days are kept (`BIODATA_HISTORY_KEEP_BUILDS`, default 30; `BIODATA_HISTORY_KEEP_DAYS`,
