@@ -116,7 +116,7 @@ def record_build(store: CacheStore, spec: TableSpec, build: dict) -> str:
         "partition_key": spec.partition_key,
         "objects": objects,
     }
-    store._put(store._path(manifest_relative(spec.name, build_id)), (json.dumps(manifest, indent=1) + "\n").encode())
+    store._put(store._path(manifest_relative(spec.name, build_id)), json.dumps(manifest, separators=(",", ":")).encode())
     return build_id
 
 
