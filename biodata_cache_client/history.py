@@ -71,15 +71,16 @@ def diff(table: str, a: str, b: str | None = None) -> BuildDiff:
     its declared unique columns (with the partition key of a partitioned table), else whole rows."""
     spec = table_spec(table)
     reader = current_reader()
-    if b is None:
-        version = reader.version()
-        ids = build_ids(reader, spec.name, version)
-        if not ids:
-            raise BuildNotFoundError(
-                f"table {spec.name} has no recorded builds in version folder {version} of cache root "
-                f"{reader.source.description}: there is nothing to compare"
-            )
-        b = ids[-1]
+    version = reader.version()
+    ids = build_ids(reader, spec.name, version)
+    b = b if b is not None or not ids else ids[-1]
+    unknown = [build for build in (a, b) if build not in ids]
+    if unknown:
+        known = f"its {len(ids)} builds" if ids else "no builds: there is nothing to compare"
+        raise BuildNotFoundError(
+            f"table {spec.name} has no build {unknown[0]} in version folder {version} of cache root "
+            f"{reader.source.description}; bdc.history({spec.name!r}) lists {known}"
+        )
     before, after = (_rows_at(spec, reader, build) for build in (a, b))
     key = [*([spec.partition_key] if spec.partitioned and spec.unique else []), *spec.unique]
     if key:

@@ -234,6 +234,7 @@ def test_bad_selections_are_one_line_errors(reading):
         (lambda: bdc.query("select 1 from asset_basics", as_of="2026-13-01"), ValueError, "is not a date or a time"),
         (lambda: bdc.asset_basics(as_of="2026-01-01", build=_ids(reading, "asset_basics")[0]), ValueError, "not both"),
         (lambda: bdc.diff("asset_basics", "20000101T000000.000000Z-00000000"), bdc.BuildNotFoundError, "no build"),
+        (lambda: bdc.diff("asset_basics", _ids(reading, "quality_control")[0]), bdc.BuildNotFoundError, "lists its 3"),
         (lambda: bdc.history("no_such_table"), bdc.TableNotFoundError, "unknown table"),
     ]
     for call, error, text in cases:
