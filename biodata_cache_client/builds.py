@@ -5,10 +5,10 @@ The pipeline records an immutable manifest per build of a table (`biodata_cache_
 versioned S3 bucket, its `VersionId`). A read selects a build with `build=<id>` or `as_of=<date or
 time>`, set for the duration of one call by `at_build` (every table function and `query()` take
 both):
-- `as_of`: the newest build whose `built_at` is at or before it (a date alone means the end of that
-  day, UTC; a time without a zone is UTC);
+- `as_of`: the newest build at or before it (a build's time, `built_at`, is the time its id starts
+  with; a date alone means the end of that day, UTC; a time without a zone is UTC);
 - `build`: that build of the table; when the id is another table's (`query()` over several tables,
-  `raw_to_derived`), this table is read as of that build's `built_at`.
+  `raw_to_derived`), this table is read as of that build's time.
 A build's objects are read from the S3 object versions the manifest names (`GetObject` with
 `VersionId`, checked against its sha256; with a local copy they are kept there by checksum, and
 read offline), or from the content-addressed copies `bdc-vX.Y/_history/objects/<sha256>.pqt`.
@@ -143,10 +143,6 @@ def _manifest(reader, relative: str) -> dict:
     return found
 
 
-def built_at(found: dict) -> datetime:
-    return datetime.fromisoformat(found["built_at"]).astimezone(timezone.utc)
-
-
 def resolve(reader, spec: TableSpec, version: str, selection: Selection) -> dict:
     """The manifest of the build `selection` picks for `spec`; `BuildNotFoundError` when there is none."""
     ids = build_ids(reader, spec.name, version)
@@ -155,28 +151,25 @@ def resolve(reader, spec: TableSpec, version: str, selection: Selection) -> dict
         return manifest(reader, spec.name, version, selection.build)
     as_of = selection.as_of
     if selection.build is not None:
-        owner = _owner(reader, version, selection.build)
-        if owner is None:
+        if _owner(reader, version, selection.build) is None:
             known = f"{len(ids)} builds, {ids[0]} to {ids[-1]}" if ids else "no builds"
             raise BuildNotFoundError(
                 f"no build {selection.build} of {spec.name} or any other table {where}; "
                 f"bdc.history({spec.name!r}) lists its {known}"
             )
-        as_of = built_at(manifest(reader, owner, version, selection.build))
+        as_of = build_time(selection.build)
     if not ids:
         raise BuildNotFoundError(
             f"table {spec.name} has no recorded builds {where}: builds are recorded by biodata-cache "
             f"pipelines since build history exists; read it without as_of/build"
         )
-    for build_id in reversed(ids):
-        found = manifest(reader, spec.name, version, build_id)
-        if built_at(found) <= as_of:
-            return found
-    first = manifest(reader, spec.name, version, ids[0])
-    raise BuildNotFoundError(
-        f"table {spec.name} has no build at or before {as_of.isoformat()} {where}; "
-        f"its first build is {ids[0]}, built at {first['built_at']}"
-    )
+    at_or_before = [build_id for build_id in ids if build_time(build_id) <= as_of]
+    if not at_or_before:
+        raise BuildNotFoundError(
+            f"table {spec.name} has no build at or before {as_of.isoformat()} {where}; "
+            f"its first build is {ids[0]}, built at {build_time(ids[0]).isoformat()}"
+        )
+    return manifest(reader, spec.name, version, at_or_before[-1])
 
 
 def _owner(reader, version: str, build_id: str) -> str | None:

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 import pandas as pd
 import pyarrow as pa
 
-from biodata_cache_client.builds import BuildNotFoundError, Selection, build_ids, built_at, manifest, provenance, selected
+from biodata_cache_client.builds import BuildNotFoundError, Selection, build_ids, manifest, provenance, selected
 from biodata_cache_client.frames import read_schema, to_frame
 from biodata_cache_client.reader import current_reader, table_spec
+from biodata_cache_pipeline.build_history import build_time
 
 __all__ = ["BuildDiff", "diff", "history", "provenance"]
 
@@ -36,7 +37,7 @@ def history(table: str) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "build_id": pd.Series(ids, dtype=object),
-            "built_at": pd.Series([built_at(m) for m in manifests], dtype="datetime64[us, UTC]"),
+            "built_at": pd.Series([build_time(build_id) for build_id in ids], dtype="datetime64[us, UTC]"),
             "rows": pd.Series([m["row_count"] for m in manifests], dtype="Int64"),
             "current": pd.Series([build_id == ids[-1] for build_id in ids], dtype=bool),
         }

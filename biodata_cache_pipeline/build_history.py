@@ -9,8 +9,9 @@ discovery skip `_` folders):
   "objects": [{"path", "partition", "rows", "size", "sha256", "version_id"}]}`: `path` is relative to
   the version folder (the published path), `partition` the decoded partition value (null for an
   unpartitioned table), `version_id` the S3 object version (null where copies are kept).
-- The build id is the UTC time of the build and a hash of its objects,
-  `20261201T221500.123456Z-1a2b3c4d`: ids sort by time, and the newest manifest is the current build.
+- The build id is the UTC time of the build (its `built_at`: when its manifest was recorded, after
+  its objects were written) and a hash of its objects, `20261201T221500.123456Z-1a2b3c4d`: ids sort
+  by time, and the newest manifest is the current build.
 - A new build is recorded only when the objects differ from the newest manifest's: a table
   published again with the same bytes keeps its build id.
 - A partitioned table's manifest lists every partition as of that build: the partitions of the
@@ -96,11 +97,11 @@ def history_object_relative(sha256: str) -> str:
 # -- recording ---------------------------------------------------------------------------------
 
 
-def record_build(store: CacheStore, spec: TableSpec, build: dict) -> str:
+def record_build(store: CacheStore, spec: TableSpec, row_count: int) -> str:
     """Write the manifest of the table as now published (unless the newest one names the same
     objects) and keep its objects readable; return the current build id."""
     previous = latest_manifest(store, spec)
-    objects = _current_objects(store, spec, build, previous)
+    objects = _current_objects(store, spec, row_count, previous)
     if previous is not None and previous["objects"] == objects:
         return previous["build_id"]
     now = datetime.now(timezone.utc)
@@ -110,9 +111,9 @@ def record_build(store: CacheStore, spec: TableSpec, build: dict) -> str:
         "table": spec.name,
         "version": store.version,
         "build_id": build_id,
-        "built_at": build["built_at"],
+        "built_at": now.isoformat(),
         "pipeline_version": PIPELINE_VERSION,
-        "row_count": build["row_count"],
+        "row_count": row_count,
         "partition_key": spec.partition_key,
         "objects": objects,
     }
@@ -146,13 +147,13 @@ def latest_manifest(store: CacheStore, spec: TableSpec) -> dict | None:
     return found
 
 
-def _current_objects(store: CacheStore, spec: TableSpec, build: dict, previous: dict | None) -> list[dict]:
+def _current_objects(store: CacheStore, spec: TableSpec, row_count: int, previous: dict | None) -> list[dict]:
     """The manifest entries of the table as published now, each object kept readable."""
     if spec.partitioned:
         state = store.read_partition_state(spec)
         listed = [(store.partition_path(spec, key), key, state[key]["rows"]) for key in sorted(state)]
     else:
-        listed = [(store._table_path(spec), None, build["row_count"])]
+        listed = [(store._table_path(spec), None, row_count)]
     known = {entry["path"]: entry for entry in (previous or {}).get("objects", [])}
     versioned = _versioned_bucket(store)
     version_prefix = store._path("")

@@ -238,7 +238,7 @@ class CacheIOManager(ConfigurableIOManager):
             build["partitions"] = partitions
         if fingerprint is not None:
             build[INPUT_METADATA_KEY] = fingerprint
-        build["build_id"] = record_build(store, spec, build)  # the immutable manifest (build_history.py)
+        build["build_id"] = record_build(store, spec, row_count)  # the immutable manifest (build_history.py)
         store.publish_metadata(spec, build)
         store.register_version()
 
