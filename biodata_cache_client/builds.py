@@ -293,7 +293,7 @@ def provenance() -> list[dict]:
             if where not in listed:
                 listed[where] = build_ids(*where)
             ids = [i for i in listed[where] if build_time(i) <= read.read_at]
-            build_id, at = (ids[-1], manifest(*where, ids[-1])["built_at"]) if ids else (None, None)
+            build_id, at = (ids[-1], build_time(ids[-1]).isoformat()) if ids else (None, None)
         entry = {"table": read.table, "version": read.version, "build_id": build_id, "built_at": at,
                  "root": read.reader.source.root_uri}
         entries.setdefault(tuple(entry.values()), entry)
