@@ -8,10 +8,13 @@ Where it reads from is set by environment variables or `configure(...)` (see `co
     bdc.qc("828418")
     bdc.search(subject_id="828418", modality="SPIM", qc_status="Pending", as_="polars")
     bdc.query("select platform, status, count(*) from platform_qc group by all")
+    bdc.history("asset_basics"); bdc.asset_basics(as_of="2026-11-30"); bdc.provenance()
 """
 
+from biodata_cache_client.builds import BuildNotFoundError
 from biodata_cache_client.config import Settings, configure, current_settings
 from biodata_cache_client.custom import custom
+from biodata_cache_client.history import BuildDiff, diff, history, provenance
 from biodata_cache_client.reader import CacheReadError, TableNotFoundError
 from biodata_cache_client.search import search, search_count
 from biodata_cache_client.sql import query
@@ -36,6 +39,8 @@ from biodata_cache_client.tables import (
 )
 
 __all__ = [
+    "BuildDiff",
+    "BuildNotFoundError",
     "CacheReadError",
     "Settings",
     "TableNotFoundError",
@@ -46,11 +51,14 @@ __all__ = [
     "configure",
     "current_settings",
     "custom",
+    "diff",
     "foraging_sessions",
     "get_cache_registry",
     "get_cache_versions",
+    "history",
     "platform_fib",
     "platform_qc",
+    "provenance",
     "qc",
     "quality_control",
     "query",

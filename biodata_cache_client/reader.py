@@ -26,6 +26,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from botocore.exceptions import BotoCoreError, ClientError
 
+from biodata_cache_client.builds import selected_build, with_partition_value
 from biodata_cache_client.config import ROOT_ENV, VERSION_FOLDER_PATTERN, Settings, current_settings
 from biodata_cache_client.errors import CacheReadError, CorruptObjectError, TableNotFoundError
 from biodata_cache_client.frames import matches_declaration, read_schema, upgrade
@@ -175,6 +176,9 @@ class CacheReader:
         version = version or self.version()
         folder = f"{version}/{spec.object_name}"
         with self._reading(spec.name, version):
+            at_build = selected_build(self, spec, version, partitions)  # as_of= / build= (builds.py)
+            if at_build is not None:
+                return at_build
             relatives = self._objects(spec, version, partitions)
             if not relatives:
                 return schema.empty_table()
@@ -265,12 +269,7 @@ class CacheReader:
         with filesystem.open_input_file(path) as source:
             table = upgrade(pq.read_table(source), spec)
         if spec.partitioned:
-            segment = path.rsplit("/", 2)[-2]
-            value = pa.array([unquote(segment.partition("=")[2])] * table.num_rows, pa.string())
-            if spec.partition_key in table.column_names:
-                table = table.set_column(table.column_names.index(spec.partition_key), spec.partition_key, value)
-            else:
-                table = table.append_column(spec.partition_key, value)
+            table = with_partition_value(table, spec, unquote(path.rsplit("/", 2)[-2].partition("=")[2]))
         return table
 
     def _json(self, relative: str):

@@ -9,6 +9,9 @@ same way. When the version folder has a `catalog.duckdb`, each table is the cata
 that dataset (the columns of plain DuckDB attaching the catalog, typed convenience columns
 included; `catalog.py`). A table that does not exist raises `TableNotFoundError` listing the
 tables there are; an object that cannot be read while DuckDB scans it raises `CacheReadError`.
+`as_of=` reads each table at its newest build at or before that time; `build=<id>` reads the table
+with that build at it and every other table as of its `built_at` (see `builds`); custom tables
+have no builds.
 
 `read_only=True` (the default of `biodata-cache sql`) runs one SELECT over the cache's views and
 nothing else: DuckDB's parser must see exactly one SELECT statement (WITH ... SELECT, FROM ...,
@@ -29,6 +32,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
+from biodata_cache_client.builds import at_build
 from biodata_cache_client.catalog import catalog_views, create_view
 from biodata_cache_client.errors import CacheReadError
 from biodata_cache_client.formats import Rows, check_format, relation_as
@@ -58,6 +62,7 @@ def _for_duckdb(scanned: ds.Dataset | pa.Table) -> ds.Dataset | pa.Table:
     return scanned
 
 
+@at_build
 def query(sql: str, read_only: bool = False, as_: str = "pandas") -> Rows:
     """The rows of one SQL statement (as `as_`); `read_only=True` allows one SELECT over the views only."""
     check_format(as_)

@@ -5,6 +5,8 @@ typed results (see `frames`). `columns=` selects columns and `filters=` takes py
 tuples, e.g. `[("data_level", "=", "raw"), ("subject_id", "in", ["1", "2"])]` (one tuple alone
 is one filter; a list of such lists is OR); both are pushed down to the parquet scan. `as_=`
 gives the rows as `"pandas"` (default), `"arrow"` or `"polars"` (see `formats`).
+
+`as_of=` (a date or time) or `build=` (a build id) reads an earlier build of the table (see `builds`).
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from collections.abc import Iterable
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from biodata_cache_client.builds import at_build
 from biodata_cache_client.formats import Rows, check_format, table_as
 from biodata_cache_client.reader import current_reader, filter_expression, table_spec
 from biodata_cache_pipeline.tables.quality_control import PLATFORM_QC, QUALITY_CONTROL
 
 
+@at_build
 def read_table(name: str, columns: list[str] | None = None, filters=None, as_: str = "pandas") -> Rows:
     """Any cache table by name, as a typed DataFrame (or `as_="arrow"`, `"polars"`)."""
     spec = table_spec(name)
@@ -27,26 +31,32 @@ def read_table(name: str, columns: list[str] | None = None, filters=None, as_: s
     return table_as(table, spec, as_)
 
 
+@at_build
 def unique_project_names() -> list[str]:
     return _values("unique_project_names", "project_name")
 
 
+@at_build
 def unique_subject_ids() -> list[str]:
     return _values("unique_subject_ids", "subject_id")
 
 
+@at_build
 def unique_genotypes() -> list[str]:
     return _values("unique_genotypes", "genotype")
 
 
+@at_build
 def asset_basics(columns: list[str] | None = None, filters=None, as_: str = "pandas") -> Rows:
     return read_table("asset_basics", columns, filters, as_)
 
 
+@at_build
 def source_data(columns: list[str] | None = None, filters=None, as_: str = "pandas") -> Rows:
     return read_table("source_data", columns, filters, as_)
 
 
+@at_build
 def quality_control(
     subject_id: str | int | list[str | int] | None,
     asset_names: str | list[str] | None = None,
@@ -73,6 +83,7 @@ def quality_control(
 qc = quality_control
 
 
+@at_build
 def platform_qc(
     platform: str | list[str] | None = None, columns: list[str] | None = None, filters=None, as_: str = "pandas"
 ) -> Rows:
@@ -87,22 +98,27 @@ def platform_qc(
     return table_as(table, PLATFORM_QC, as_)
 
 
+@at_build
 def assets_smartspim(columns: list[str] | None = None, filters=None, as_: str = "pandas") -> Rows:
     return read_table("assets_smartspim", columns, filters, as_)
 
 
+@at_build
 def platform_fib(columns: list[str] | None = None, filters=None, as_: str = "pandas") -> Rows:
     return read_table("platform_fib", columns, filters, as_)
 
 
+@at_build
 def foraging_sessions(columns: list[str] | None = None, filters=None, as_: str = "pandas") -> Rows:
     return read_table("foraging_sessions", columns, filters, as_)
 
 
+@at_build
 def behavior_curriculum(columns: list[str] | None = None, filters=None, as_: str = "pandas") -> Rows:
     return read_table("behavior_curriculum", columns, filters, as_)
 
 
+@at_build
 def raw_to_derived(asset_name: str | list[str], modality: str | None = None, latest: bool = True) -> list[str]:
     """Derived assets made from the given assets (tables.md, "raw_to_derived").
 

@@ -6,7 +6,8 @@ platform_qc), then, after syncing the `subject_id` partitions with the subjects 
 (new subjects added, gone subjects' keys and data deleted, unsafe keys rejected), quality_control
 for every subject in one run. `materialize --changed-only` is what the nightly schedule and the
 sensor do: the same first run, then quality_control only for new subjects and subjects whose
-records changed. `--force-publish` publishes what the publish guard refuses (a deliberate drop).
+records changed. `--force-publish` publishes what the publish guard refuses (a deliberate drop). `prune` deletes old
+builds and old version folders (`build_history.py`), saying what first (`--dry-run`: only says).
 Runs are recorded in the Dagster instance under `DAGSTER_HOME` when it is set, so they show up
 in `dagster dev` afterwards, under the job names the schedule and the sensor use.
 
@@ -35,6 +36,7 @@ from biodata_cache_pipeline.automation import (
     refresh_subjects,
     subject_quality_control,
 )
+from biodata_cache_pipeline.build_history import add_prune_command, run_prune
 from biodata_cache_pipeline.definitions import build_definitions
 from biodata_cache_pipeline.environment import cache_root, environment, pipeline_resources, sample_root
 from biodata_cache_pipeline.stale_runs import prepare_runs
@@ -207,9 +209,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                        help="publish tables even when the publish guard refuses (a large row-count drop)")
     build.add_argument("--verbose", action="store_true", help="print the whole error of each failed table")
     commands.add_parser("summary", help="print the tables of the current cache version")
+    add_prune_command(commands)
     args = parser.parse_args(argv)
 
     store = CacheStore(cache_root())
+    if args.command == "prune":
+        return run_prune(args, store)
     if args.command == "materialize":
         if environment() == "local" and not os.path.isdir(sample_root()) and "://" not in sample_root():
             print(f"no sample corpus at {sample_root()}: run `biodata-cache-sample --out {sample_root()}` first",

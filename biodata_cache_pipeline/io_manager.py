@@ -27,6 +27,7 @@ import pyarrow as pa
 from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
 from pydantic import Field
 
+from biodata_cache_pipeline.build_history import record_build
 from biodata_cache_pipeline.catalog import build_catalog
 from biodata_cache_pipeline.dagster_internals import add_partition_metadata
 from biodata_cache_pipeline.publish_guard import DEFAULT_MAX_ROW_DROP_FRACTION, PublishRefused, publish_refusal
@@ -254,6 +255,7 @@ class CacheIOManager(ConfigurableIOManager):
             build["partitions"] = partitions
         if fingerprint is not None:
             build[INPUT_METADATA_KEY] = fingerprint
+        build["build_id"] = record_build(store, spec, row_count)  # the immutable manifest (build_history.py)
         store.publish_metadata(spec, build)
         store.register_version()
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -154,6 +155,8 @@ class CacheStore:
         self._is_memory = _is_memory_uri(root)
         self._root_path = root_path
         self.root_uri = self._uri(root_path)
+        # path -> (sha256, size) of each table object this store wrote or found unchanged (build_history.py)
+        self.seen_objects: dict[str, tuple[str, int]] = {}
 
     # -- paths ---------------------------------------------------------------------------------
 
@@ -546,6 +549,7 @@ class CacheStore:
             raise
 
     def _put_if_changed(self, path: str, data: bytes) -> bool:
+        self.seen_objects[path] = (hashlib.sha256(data).hexdigest(), len(data))
         if self._read_bytes(path) == data:
             return False
         self._put(path, data)

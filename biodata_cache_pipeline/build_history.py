@@ -1,0 +1,450 @@
+"""Build history: every publish of a table records an immutable build manifest, the objects it names
+stay readable, and `prune` deletes old builds (and old version folders) on request.
+
+Layout (private: readers that build paths by hand never look there, and pyarrow and DuckDB hive
+discovery skip `_` folders):
+- `bdc-vX.Y/_builds/<table>/<build_id>.json`: one manifest per build, written once, after the
+  table's objects and before its registry fragment (whose `build` then carries `build_id`).
+  `{"table", "version", "build_id", "built_at", "pipeline_version", "row_count", "partition_key",
+  "objects": [{"path", "partition", "rows", "size", "sha256", "version_id"}]}`: `path` is relative to
+  the version folder (the published path), `partition` the decoded partition value (null for an
+  unpartitioned table), `version_id` the S3 object version (null where copies are kept).
+- The build id is the UTC time of the build (its `built_at`: when its manifest was recorded, after
+  its objects were written) and a hash of its objects, `20261201T221500.123456Z-1a2b3c4d`: ids sort
+  by time, and the newest manifest is the current build.
+- A new build is recorded only when the objects differ from the newest manifest's: a table
+  published again with the same bytes keeps its build id.
+- A partitioned table's manifest lists every partition as of that build: the partitions of the
+  build state, each with the checksum of what this run wrote or compared (`CacheStore.seen_objects`),
+  else the previous manifest's entry, else (the first manifest of a table) read and hashed once.
+
+Keeping the objects readable:
+- on an S3 bucket with versioning enabled, by S3 itself: the manifest records each object's
+  `VersionId` (a HEAD right after the write; the pipeline is the only writer of a table);
+- anywhere else (local root, memory store, S3 without versioning), a content-addressed copy
+  `bdc-vX.Y/_history/objects/<sha256>.pqt`, stored once however many builds name it: a hard link
+  of the published file on a local root (no extra space), a server-side copy on S3.
+
+Every path and write goes through the `CacheStore` helpers (paths, the atomic `_put`, its S3
+client): the store stays the one owner of the cache's objects. Two runs publishing the same
+partitioned table at once would each write a manifest listing every partition of the build state
+they read, but a partition the other run rewrote meanwhile could keep its previous checksum; the
+pipeline's pools (one run per table, `stale_runs.py`) keep that from happening.
+
+Retention (`prune`): per table, the newest `keep_builds` builds and every build younger than
+`keep_days` days are kept (`BIODATA_HISTORY_KEEP_BUILDS`, default 30; `BIODATA_HISTORY_KEEP_DAYS`,
+default 90), and always the current build. An older build's manifest is deleted, and so is every
+object version or copy it named that no kept build names; an object that no manifest names at
+all (a build in flight) is left alone. `remove_old_versions` deletes the version folders older
+than this pipeline's (never the current one, never a newer one); `cache_versions.json` keeps
+listing them (layout.md: it never loses an entry).
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import pyarrow.fs as pafs
+from botocore.exceptions import ClientError
+
+from biodata_cache_pipeline.storage import CacheStore
+from biodata_cache_pipeline.tables import TABLES
+from biodata_cache_pipeline.tables.declaration import TableSpec
+from biodata_cache_pipeline.version import PIPELINE_VERSION
+
+BUILDS_FOLDER = "_builds"
+HISTORY_OBJECTS_FOLDER = "_history/objects"
+BUILD_ID = re.compile(r"(?P<time>\d{8}T\d{6}\.\d{6}Z)-[0-9a-f]{8}")
+BUILD_TIME_FORMAT = "%Y%m%dT%H%M%S.%fZ"
+VERSION_FOLDER = re.compile(r"bdc-v(\d+)\.(\d+)")
+KEEP_BUILDS_ENV = "BIODATA_HISTORY_KEEP_BUILDS"
+KEEP_DAYS_ENV = "BIODATA_HISTORY_KEEP_DAYS"
+DEFAULT_KEEP_BUILDS = 30
+DEFAULT_KEEP_DAYS = 90
+S3_DELETE_BATCH = 1000  # DeleteObjects takes at most this many keys
+log = logging.getLogger(__name__)
+
+
+def build_time(build_id: str) -> datetime:
+    """The UTC time a build id starts with."""
+    match = BUILD_ID.fullmatch(build_id)
+    if match is None:
+        raise ValueError(f"{build_id!r} is not a build id (like 20261201T221500.123456Z-1a2b3c4d)")
+    return datetime.strptime(match["time"], BUILD_TIME_FORMAT).replace(tzinfo=timezone.utc)
+
+
+def manifest_relative(table: str, build_id: str) -> str:
+    """Path of a manifest relative to the version folder."""
+    return f"{BUILDS_FOLDER}/{table}/{build_id}.json"
+
+
+def history_object_relative(sha256: str) -> str:
+    """Path of a content-addressed copy relative to the version folder."""
+    return f"{HISTORY_OBJECTS_FOLDER}/{sha256}.pqt"
+
+
+# -- recording ---------------------------------------------------------------------------------
+
+
+def record_build(store: CacheStore, spec: TableSpec, row_count: int) -> str:
+    """Write the manifest of the table as now published (unless the newest one names the same
+    objects) and keep its objects readable; return the current build id."""
+    previous = latest_manifest(store, spec)
+    objects = _current_objects(store, spec, row_count, previous)
+    if previous is not None and previous["objects"] == objects:
+        return previous["build_id"]
+    now = datetime.now(timezone.utc)
+    digest = hashlib.sha256(json.dumps(objects, sort_keys=True).encode()).hexdigest()[:8]
+    build_id = f"{now.strftime(BUILD_TIME_FORMAT)}-{digest}"
+    manifest = {
+        "table": spec.name,
+        "version": store.version,
+        "build_id": build_id,
+        "built_at": now.isoformat(),
+        "pipeline_version": PIPELINE_VERSION,
+        "row_count": row_count,
+        "partition_key": spec.partition_key,
+        "objects": objects,
+    }
+    store._put(store._path(manifest_relative(spec.name, build_id)), json.dumps(manifest, separators=(",", ":")).encode())
+    return build_id
+
+
+def build_ids(store: CacheStore, spec: TableSpec) -> list[str]:
+    """The table's recorded builds, oldest first."""
+    folder = store._path(BUILDS_FOLDER, spec.name)
+    infos = store._read_filesystem.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
+    ids = [info.base_name.removesuffix(".json") for info in infos if info.is_file]
+    return sorted(i for i in ids if BUILD_ID.fullmatch(i))
+
+
+def read_manifest(store: CacheStore, spec: TableSpec, build_id: str) -> dict:
+    return store._read_json(store._path(manifest_relative(spec.name, build_id)))
+
+
+def latest_manifest(store: CacheStore, spec: TableSpec) -> dict | None:
+    """The newest manifest; None when there is none, or it is unreadable (logged: the next manifest
+    is then made from the published objects, as for a table's first build)."""
+    ids = build_ids(store, spec)
+    try:
+        found = read_manifest(store, spec, ids[-1]) if ids else None
+        if found is not None and not isinstance(found.get("objects"), list):
+            raise ValueError(f"{store._describe(store._path(manifest_relative(spec.name, ids[-1])))} is not a build manifest")
+    except (ValueError, AttributeError) as error:
+        log.warning("%s; the next manifest is made from the published objects", error)
+        return None
+    return found
+
+
+def _current_objects(store: CacheStore, spec: TableSpec, row_count: int, previous: dict | None) -> list[dict]:
+    """The manifest entries of the table as published now, each object kept readable."""
+    if spec.partitioned:
+        state = store.read_partition_state(spec)
+        listed = [(store.partition_path(spec, key), key, state[key]["rows"]) for key in sorted(state)]
+    else:
+        listed = [(store._table_path(spec), None, row_count)]
+    known = {entry["path"]: entry for entry in (previous or {}).get("objects", [])}
+    versioned = _versioned_bucket(store)
+    version_prefix = store._path("")
+    objects = []
+    for path, partition, rows in listed:
+        relative = path.removeprefix(version_prefix)
+        seen = store.seen_objects.get(path)
+        entry = known.get(relative)
+        if entry is not None and (seen is None or seen == (entry["sha256"], entry["size"])):
+            objects.append({**entry, "rows": rows})
+            continue
+        if seen is None:  # first manifest of this table: read and hash the published object once
+            data = store._read_bytes(path)
+            if data is None:
+                continue
+            seen = (hashlib.sha256(data).hexdigest(), len(data))
+        sha256, size = seen
+        version_id = _s3_version_id(store, path) if versioned else _keep_copy(store, path, sha256)
+        objects.append(
+            {"path": relative, "partition": partition, "rows": rows, "size": size, "sha256": sha256, "version_id": version_id}
+        )
+    return objects
+
+
+def _versioned_bucket(store: CacheStore) -> bool:
+    if not store._is_s3:
+        return False
+    bucket = store._root_path.split("/", 1)[0]
+    with store._naming_failures(store._root_path, "read the versioning status of"):
+        return store._s3_client.get_bucket_versioning(Bucket=bucket).get("Status") == "Enabled"
+
+
+def _s3_version_id(store: CacheStore, path: str) -> str:
+    bucket, key = path.split("/", 1)
+    with store._naming_failures(path, "read the version of"):
+        return store._s3_client.head_object(Bucket=bucket, Key=key)["VersionId"]
+
+
+def _keep_copy(store: CacheStore, path: str, sha256: str) -> None:
+    """Keep the published object at `path` as `_history/objects/<sha256>.pqt` (once)."""
+    target = store._path(history_object_relative(sha256))
+    if store._read_filesystem.get_file_info(target).is_file:
+        return
+    if store._is_s3:
+        bucket, key = path.split("/", 1)
+        target_bucket, target_key = target.split("/", 1)
+        with store._naming_failures(target, "copy to"):
+            store._s3_client.copy_object(Bucket=target_bucket, Key=target_key, CopySource={"Bucket": bucket, "Key": key})
+    elif store._is_memory:
+        store._put(target, store._read_bytes(path))
+    else:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        try:
+            os.link(path, target)  # the published file's bytes, without a second copy on disk
+        except FileExistsError:
+            pass
+        except OSError as error:
+            if error.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+                raise
+            store._put(target, store._read_bytes(path))
+
+
+# -- retention -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Retention:
+    """Keep the newest `keep_builds` builds of each table and every build younger than `keep_days`."""
+
+    keep_builds: int = DEFAULT_KEEP_BUILDS
+    keep_days: float = DEFAULT_KEEP_DAYS
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.keep_builds, int) or self.keep_builds < 1:
+            raise ValueError(f"keep_builds {self.keep_builds!r} must be a whole number of at least 1 (the current build)")
+        if not isinstance(self.keep_days, (int, float)) or self.keep_days < 0:
+            raise ValueError(f"keep_days {self.keep_days!r} must be a number of days, 0 or more")
+
+    @classmethod
+    def from_environment(cls, keep_builds: int | None = None, keep_days: float | None = None) -> Retention:
+        """The given values, else `BIODATA_HISTORY_KEEP_BUILDS` / `_KEEP_DAYS`, else 30 / 90."""
+        return cls(
+            keep_builds=keep_builds if keep_builds is not None else _env_number(KEEP_BUILDS_ENV, DEFAULT_KEEP_BUILDS, int),
+            keep_days=keep_days if keep_days is not None else _env_number(KEEP_DAYS_ENV, DEFAULT_KEEP_DAYS, float),
+        )
+
+    def expired(self, ids: list[str], now: datetime) -> list[str]:
+        """The builds (oldest first) this retention lets go: never the newest, the current one."""
+        kept = set(ids[-self.keep_builds :])
+        cutoff = now - timedelta(days=self.keep_days)
+        return [i for i in ids if i not in kept and build_time(i) < cutoff]
+
+
+def _env_number(name: str, default, kind):
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        return kind(text)
+    except ValueError:
+        raise ValueError(f"{name}={text!r} is not a {'whole ' if kind is int else ''}number") from None
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """One thing prune deletes: a description for the terminal and how to delete it."""
+
+    description: str
+    delete: Callable[[], None]
+
+
+def prune(
+    store: CacheStore,
+    retention: Retention,
+    remove_old_versions: bool = False,
+    dry_run: bool = False,
+    say: Callable[[str], None] = print,
+    now: datetime | None = None,
+) -> list[str]:
+    """Delete the builds `retention` lets go (and with `remove_old_versions` the older version
+    folders), saying each first; with `dry_run` only say. Returns the descriptions."""
+    deletions = _expired_builds(store, retention, now or datetime.now(timezone.utc))
+    if remove_old_versions:
+        deletions += _old_version_folders(store)
+    verb = "would delete" if dry_run else "deleting"
+    for deletion in deletions:
+        say(f"{verb} {deletion.description}")
+        if not dry_run:
+            deletion.delete()
+    if not deletions:
+        say("nothing to delete")
+    return [deletion.description for deletion in deletions]
+
+
+def _expired_builds(store: CacheStore, retention: Retention, now: datetime) -> list[Deletion]:
+    """Expired manifests, then the object versions or copies only they name."""
+    kept_refs, expired_refs, deletions = set(), {}, []
+    for spec in TABLES.values():
+        ids = build_ids(store, spec)
+        expired = set(retention.expired(ids, now))
+        for build_id in ids:
+            try:
+                manifest = read_manifest(store, spec, build_id)
+                refs = {_reference(entry) for entry in manifest["objects"]}
+            except (ValueError, TypeError, KeyError) as error:
+                log.warning("build %s of %s is unreadable (%s): left as it is", build_id, spec.name, error)
+                continue
+            if build_id in expired:
+                for ref in refs:
+                    expired_refs.setdefault(ref, f"{spec.name} {build_id}")
+                path = store._path(manifest_relative(spec.name, build_id))
+                deletions.append(
+                    Deletion(f"build {spec.name} {build_id} (built {manifest['built_at']}): {store._uri(path)}",
+                             lambda path=path: _delete_every_version(store, path))
+                )
+            else:
+                kept_refs |= refs
+    # A copy is shared by every object (of any build, any table) with its bytes: deleted once, when none is kept.
+    kept_copies = {sha256 for _, sha256, version_id in kept_refs if version_id is None}
+    deleted_copies = set()
+    for (path, sha256, version_id), build in sorted(expired_refs.items(), key=lambda item: item[0]):
+        if (path, sha256, version_id) in kept_refs:
+            continue
+        if version_id is None:
+            if sha256 in kept_copies or sha256 in deleted_copies:
+                continue
+            deleted_copies.add(sha256)
+            target = store._path(history_object_relative(sha256))
+            deletions.append(Deletion(f"copy of {path} from build {build}: {store._uri(target)}",
+                                      lambda target=target: _delete_object(store, target)))
+        elif not _is_latest_version(store, store._path(path), version_id):
+            full = store._path(path)
+            deletions.append(Deletion(f"{store._uri(full)} version {version_id} from build {build}",
+                                      lambda full=full, version_id=version_id: _delete_s3_version(store, full, version_id)))
+    return deletions
+
+
+def _reference(entry: dict) -> tuple[str, str, str | None]:
+    return entry["path"], entry["sha256"], entry.get("version_id")
+
+
+def _is_latest_version(store: CacheStore, path: str, version_id: str) -> bool:
+    """Whether `version_id` is what the object's key holds now (never deleted by prune)."""
+    bucket, key = path.split("/", 1)
+    try:
+        return store._s3_client.head_object(Bucket=bucket, Key=key)["VersionId"] == version_id
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+
+
+def _old_version_folders(store: CacheStore) -> list[Deletion]:
+    """Every `bdc-vX.Y` folder under the root older than this pipeline's version folder."""
+    current = _version_number(store.version)
+    root = store._root_path
+    infos = store._read_filesystem.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+    deletions = []
+    for info in sorted(infos, key=lambda info: info.base_name):
+        number = _version_number(info.base_name)
+        if info.type == pafs.FileType.Directory and number is not None and number < current:
+            folder = f"{root}/{info.base_name}"
+            deletions.append(Deletion(f"old version folder {store._uri(folder)}/ (current: {store.version})",
+                                      lambda folder=folder: _delete_folder(store, folder)))
+    return deletions
+
+
+def _version_number(name: str) -> tuple[int, int] | None:
+    match = VERSION_FOLDER.fullmatch(name)
+    return (int(match[1]), int(match[2])) if match else None
+
+
+def _delete_object(store: CacheStore, path: str) -> None:
+    if store._is_s3:
+        _delete_every_version(store, path)
+    else:
+        store.filesystem.delete_file(path)
+
+
+def _delete_every_version(store: CacheStore, path: str) -> None:
+    """Delete an object; on S3 every version of its key (a plain delete would only hide it)."""
+    if not store._is_s3:
+        store.filesystem.delete_file(path)
+        return
+    bucket, key = path.split("/", 1)
+    _delete_s3_versions(store, bucket, [v for v in _s3_versions(store, bucket, key) if v["Key"] == key])
+
+
+def _delete_s3_version(store: CacheStore, path: str, version_id: str) -> None:
+    bucket, key = path.split("/", 1)
+    with store._naming_failures(path, f"delete version {version_id} of"):
+        store._s3_client.delete_object(Bucket=bucket, Key=key, VersionId=version_id)
+
+
+def _delete_folder(store: CacheStore, folder: str) -> None:
+    if store._is_s3:
+        bucket, prefix = folder.split("/", 1)
+        _delete_s3_versions(store, bucket, _s3_versions(store, bucket, f"{prefix}/"))
+    elif store._is_memory:
+        store.filesystem.delete_dir(folder)
+    else:
+        shutil.rmtree(folder)
+
+
+def _s3_versions(store: CacheStore, bucket: str, prefix: str) -> list[dict]:
+    """Every version and delete marker under `prefix` (an unversioned bucket lists version `null`)."""
+    versions = []
+    with store._naming_failures(f"{bucket}/{prefix}", "list the versions of"):
+        for page in store._s3_client.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+            versions += [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in page.get("Versions", [])]
+            versions += [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in page.get("DeleteMarkers", [])]
+    return versions
+
+
+def _delete_s3_versions(store: CacheStore, bucket: str, versions: list[dict]) -> None:
+    for start in range(0, len(versions), S3_DELETE_BATCH):
+        batch = versions[start : start + S3_DELETE_BATCH]
+        with store._naming_failures(f"{bucket}/{batch[0]['Key']}", "delete"):
+            answer = store._s3_client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+        if answer.get("Errors"):
+            first = answer["Errors"][0]
+            raise OSError(f"could not delete s3://{bucket}/{first['Key']}: {first.get('Message', first.get('Code'))}")
+
+
+# -- command line ---------------------------------------------------------------------------------
+
+
+def add_prune_command(commands) -> None:
+    """`biodata-cache-pipeline prune [--dry-run] [--keep-builds N] [--keep-days D] [--remove-old-versions]`."""
+    command = commands.add_parser("prune", help="delete old builds (and old version folders), never the current ones")
+    command.add_argument("--dry-run", action="store_true", help="print what would be deleted, delete nothing")
+    command.add_argument("--keep-builds", type=int, metavar="N",
+                         help=f"builds kept per table (default ${KEEP_BUILDS_ENV} or {DEFAULT_KEEP_BUILDS})")
+    command.add_argument("--keep-days", type=float, metavar="D",
+                         help=f"builds younger than this are kept (default ${KEEP_DAYS_ENV} or {DEFAULT_KEEP_DAYS})")
+    command.add_argument("--remove-old-versions", action="store_true",
+                         help="also delete the bdc-vX.Y folders older than this pipeline's")
+
+
+def run_prune(args: argparse.Namespace, store: CacheStore) -> int:
+    """The `prune` command on `store`'s root: 0 when done, 2 for bad settings, 1 when a deletion failed."""
+    try:
+        retention = Retention.from_environment(args.keep_builds, args.keep_days)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"cache: {store.root_uri}/{store.version}/ keeping per table the newest {retention.keep_builds} builds "
+          f"and every build younger than {retention.keep_days:g} days")
+    try:
+        prune(store, retention, remove_old_versions=args.remove_old_versions, dry_run=args.dry_run)
+    except OSError as error:
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 1
+    return 0
