@@ -24,7 +24,7 @@ from dagster import DagsterInstance
 import biodata_cache_client as bdc
 from biodata_cache_client.reader import current_reader
 from biodata_cache_client.frames import read_schema
-from biodata_cache_pipeline.catalog import PARSED_COLUMNS, build_catalog
+from biodata_cache_pipeline.catalog import PARSED_COLUMNS
 from biodata_cache_pipeline.cli import materialize_all
 from biodata_cache_pipeline.io_manager import CacheIOManager
 from biodata_cache_pipeline.records import parse_utc
