@@ -19,13 +19,13 @@ from pathlib import Path
 
 from dagster import DagsterInstance, build_sensor_context
 
+from biodata_cache_client.schema.asset_basics import ASSET_BASICS
+from biodata_cache_client.schema.quality_control import QUALITY_CONTROL
 from biodata_cache_pipeline.assets.quality import SUBJECT_PARTITIONS
 from biodata_cache_pipeline.automation import SUBJECTS_TAG, apply_partition_requests, quality_control_subjects
 from biodata_cache_pipeline.io_manager import CacheIOManager
 from biodata_cache_pipeline.storage import CacheStore, _parquet_bytes
 from biodata_cache_pipeline.subjects import subject_fingerprints
-from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS
-from biodata_cache_pipeline.tables.quality_control import QUALITY_CONTROL
 
 
 def basics(subjects: list[str], records: int, modified: set[str] = frozenset()) -> object:

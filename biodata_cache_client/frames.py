@@ -19,8 +19,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from biodata_cache_pipeline.collector import collector_paused
-from biodata_cache_pipeline.tables.declaration import TableSpec
+from biodata_cache_client.collector import collector_paused
+from biodata_cache_client.schema.declaration import TableSpec
 
 QC_STATUSES = ("Pass", "Pending", "Fail")
 STATUS_COLUMNS = {"quality_control": "status", "platform_qc": "status"}

@@ -29,6 +29,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from biodata_cache_client.config import ROOT_ENV, VERSION_FOLDER_PATTERN, Settings, current_settings
 from biodata_cache_client.errors import CacheReadError, CorruptObjectError, TableNotFoundError
 from biodata_cache_client.frames import matches_declaration, read_schema, upgrade
+from biodata_cache_client.layout import PIPELINE_VERSION, version_folder
+from biodata_cache_client.schema import TABLES
+from biodata_cache_client.schema.declaration import TableSpec
 from biodata_cache_client.sources import open_source
 from biodata_cache_pipeline.storage import (
     CUSTOM_FOLDER,
@@ -38,9 +41,6 @@ from biodata_cache_pipeline.storage import (
     VERSIONS_FILE,
     encode_partition_value,
 )
-from biodata_cache_pipeline.tables import TABLES
-from biodata_cache_pipeline.tables.declaration import TableSpec
-from biodata_cache_pipeline.version import PIPELINE_VERSION, version_folder
 
 # Up to this many requested partitions are looked up one by one (a HEAD each on S3), more by one listing.
 DIRECT_PARTITION_LOOKUPS = 16

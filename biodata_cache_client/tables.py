@@ -16,7 +16,8 @@ import pyarrow.compute as pc
 
 from biodata_cache_client.frames import to_frame
 from biodata_cache_client.reader import current_reader, filter_expression, table_spec
-from biodata_cache_pipeline.tables.quality_control import PLATFORM_QC, QUALITY_CONTROL
+from biodata_cache_client.schema.platform_qc import PLATFORM_QC
+from biodata_cache_client.schema.quality_control import QUALITY_CONTROL
 
 
 def read_table(name: str, columns: list[str] | None = None, filters=None) -> pd.DataFrame:

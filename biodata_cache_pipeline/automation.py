@@ -43,6 +43,10 @@ from dagster import (
     sensor,
 )
 
+from biodata_cache_client.schema import TABLES
+from biodata_cache_client.schema.asset_basics import ASSET_BASICS
+from biodata_cache_client.schema.platform_qc import PLATFORM_QC
+from biodata_cache_client.schema.quality_control import QUALITY_CONTROL
 from biodata_cache_pipeline.assets.common import SNAPSHOT_ASSET
 from biodata_cache_pipeline.assets.quality import SUBJECT_PARTITIONS
 from biodata_cache_pipeline.dagster_internals import (
@@ -60,9 +64,6 @@ from biodata_cache_pipeline.subjects import (
     shortened,
     subject_fingerprints,
 )
-from biodata_cache_pipeline.tables import TABLES
-from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS
-from biodata_cache_pipeline.tables.quality_control import PLATFORM_QC, QUALITY_CONTROL
 
 # The record snapshot first: every table is built from it.
 NIGHTLY_TABLES = [SNAPSHOT_ASSET] + [name for name, spec in TABLES.items() if not spec.partitioned] + [PLATFORM_QC.name]

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 
 from dagster import DagsterInstance, Definitions, ExecuteInProcessResult
 
+from biodata_cache_client.schema.asset_basics import ASSET_BASICS
+from biodata_cache_client.schema.quality_control import QUALITY_CONTROL
 from biodata_cache_pipeline.assets.snapshot import WARNINGS_METADATA_KEY
 from biodata_cache_pipeline.automation import (
     NIGHTLY_TABLES,
@@ -40,8 +42,6 @@ from biodata_cache_pipeline.environment import cache_root, environment, pipeline
 from biodata_cache_pipeline.stale_runs import prepare_runs
 from biodata_cache_pipeline.storage import CacheStore
 from biodata_cache_pipeline.subjects import MAX_KEY_LENGTH, shortened
-from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS
-from biodata_cache_pipeline.tables.quality_control import QUALITY_CONTROL
 
 # Dagster's console logger would print each failure's whole error: the CLI prints one line instead.
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}

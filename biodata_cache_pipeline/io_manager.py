@@ -26,13 +26,13 @@ import pyarrow as pa
 from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
 from pydantic import Field
 
+from biodata_cache_client.layout import PIPELINE_VERSION
+from biodata_cache_client.schema import TABLES
+from biodata_cache_client.schema.declaration import TableSpec
 from biodata_cache_pipeline.dagster_internals import add_partition_metadata
 from biodata_cache_pipeline.publish_guard import DEFAULT_MAX_ROW_DROP_FRACTION, PublishRefused, publish_refusal
 from biodata_cache_pipeline.storage import CacheStore, UnreadableObject
 from biodata_cache_pipeline.table_checks import ConstraintViolation, constraint_problems
-from biodata_cache_pipeline.tables import TABLES
-from biodata_cache_pipeline.tables.declaration import TableSpec
-from biodata_cache_pipeline.version import PIPELINE_VERSION
 
 SOURCE_METADATA_KEY = "source"
 INPUT_METADATA_KEY = "input_fingerprint"  # of what the table was built from; kept in the build manifest

@@ -40,7 +40,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, urlsplit
 
 import boto3
@@ -50,10 +49,8 @@ import pyarrow.parquet as pq
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 
-from biodata_cache_pipeline.version import version_folder
-
-if TYPE_CHECKING:  # type-only: the tables package imports this module, a runtime import would be circular
-    from biodata_cache_pipeline.tables.declaration import TableSpec
+from biodata_cache_client.layout import version_folder
+from biodata_cache_client.schema.declaration import TableSpec
 
 PARTITION_FILE = "data.pqt"
 CUSTOM_FOLDER = "custom"

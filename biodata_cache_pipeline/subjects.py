@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from biodata_cache_client.schema.quality_control import QUALITY_CONTROL
 from biodata_cache_pipeline.dagster_internals import INVALID_PARTITION_SUBSTRINGS
 from biodata_cache_pipeline.storage import encode_partition_value
-from biodata_cache_pipeline.tables.quality_control import QUALITY_CONTROL
 
 FINGERPRINT_COLUMNS = ["subject_id", "_id", "_last_modified"]
 MAX_KEY_LENGTH = 200

@@ -6,6 +6,12 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import AssetCheckKey, AssetKey, AssetSelection, DagsterInstance, asset, materialize
 
+from biodata_cache_client.layout import version_folder
+from biodata_cache_client.schema import TABLES
+from biodata_cache_client.schema.asset_basics import ASSET_BASICS
+from biodata_cache_client.schema.declaration import TableSpec
+from biodata_cache_client.schema.quality_control import QUALITY_CONTROL
+from biodata_cache_client.schema.unique_values import UNIQUE_GENOTYPES
 from biodata_cache_pipeline.assets import ALL_ASSETS, SUBJECT_PARTITIONS
 from biodata_cache_pipeline.assets.checks import ALL_CHECKS
 from biodata_cache_pipeline.automation import partition_range_tags
@@ -20,12 +26,6 @@ from biodata_cache_pipeline.table_checks import (
     partition_column_proven,
     schema_problems,
 )
-from biodata_cache_pipeline.tables import TABLES
-from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS
-from biodata_cache_pipeline.tables.declaration import TableSpec
-from biodata_cache_pipeline.tables.quality_control import QUALITY_CONTROL
-from biodata_cache_pipeline.tables.unique_values import UNIQUE_GENOTYPES
-from biodata_cache_pipeline.version import version_folder
 
 from handmade_corpus import asset_name, use_local_environment, write_corpus, write_record
 

@@ -8,10 +8,10 @@ import pytest
 from dagster import AssetKey, DagsterInstance, asset, materialize
 from handmade_corpus import remove_record, write_record
 
+from biodata_cache_client.layout import version_folder
 from biodata_cache_pipeline.assets import ALL_ASSETS, SUBJECT_PARTITIONS
 from biodata_cache_pipeline.io_manager import CacheIOManager
 from biodata_cache_pipeline.resources import LocalRecordsResource
-from biodata_cache_pipeline.version import version_folder
 
 VERSION = version_folder()
 # quality_control and the record snapshot it reads, refreshed in the same run.

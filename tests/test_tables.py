@@ -22,28 +22,27 @@ import pytest
 from fixture_records import FIXTURE_RECORDS, needs_fixture_records
 from snapshot_rows import snapshot_rows
 
+from biodata_cache_client.schema import TABLES
+from biodata_cache_client.schema.asset_basics import ASSET_BASICS
+from biodata_cache_client.schema.assets_smartspim import ASSETS_SMARTSPIM
+from biodata_cache_client.schema.behavior_curriculum import BEHAVIOR_CURRICULUM
+from biodata_cache_client.schema.foraging_sessions import FORAGING_SESSIONS
+from biodata_cache_client.schema.platform_fib import PLATFORM_FIB
+from biodata_cache_client.schema.platform_qc import PLATFORM_QC
+from biodata_cache_client.schema.quality_control import QUALITY_CONTROL
+from biodata_cache_client.schema.source_data import SOURCE_DATA
+from biodata_cache_client.schema.unique_values import UNIQUE_GENOTYPES, UNIQUE_PROJECT_NAMES, UNIQUE_SUBJECT_IDS
 from biodata_cache_pipeline.records import normalize_record
 from biodata_cache_pipeline.sources.open_data import OpenDataStore
-from biodata_cache_pipeline.tables import TABLES
-from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS, build_asset_basics
-from biodata_cache_pipeline.tables.behavior_curriculum import BEHAVIOR_CURRICULUM, build_behavior_curriculum
-from biodata_cache_pipeline.tables.fib import PLATFORM_FIB, build_platform_fib
-from biodata_cache_pipeline.tables.foraging import FORAGING_SESSIONS, build_foraging_sessions
-from biodata_cache_pipeline.tables.quality_control import (
-    PLATFORM_QC,
-    QUALITY_CONTROL,
-    asset_qc,
-    build_platform_qc,
-    build_quality_control,
-)
-from biodata_cache_pipeline.tables.smartspim import ASSETS_SMARTSPIM, build_assets_smartspim
-from biodata_cache_pipeline.tables.source_data import SOURCE_DATA, build_source_data
-from biodata_cache_pipeline.tables.unique_values import (
-    UNIQUE_GENOTYPES,
-    UNIQUE_PROJECT_NAMES,
-    UNIQUE_SUBJECT_IDS,
-    build_unique_values,
-)
+from biodata_cache_pipeline.tables.asset_basics import build_asset_basics
+from biodata_cache_pipeline.tables.assets_smartspim import build_assets_smartspim
+from biodata_cache_pipeline.tables.behavior_curriculum import build_behavior_curriculum
+from biodata_cache_pipeline.tables.foraging_sessions import build_foraging_sessions
+from biodata_cache_pipeline.tables.platform_fib import build_platform_fib
+from biodata_cache_pipeline.tables.platform_qc import asset_qc, build_platform_qc
+from biodata_cache_pipeline.tables.quality_control import build_quality_control
+from biodata_cache_pipeline.tables.source_data import build_source_data
+from biodata_cache_pipeline.tables.unique_values import build_unique_values
 
 
 STRING = pa.string()

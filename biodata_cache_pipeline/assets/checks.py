@@ -13,6 +13,10 @@ assets that read the table.
 
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, ResourceParam, asset_check
 
+from biodata_cache_client.schema import TABLES
+from biodata_cache_client.schema.asset_basics import ASSET_BASICS
+from biodata_cache_client.schema.declaration import TableSpec
+from biodata_cache_client.schema.quality_control import QUALITY_CONTROL
 from biodata_cache_pipeline.assets.quality import SUBJECT_PARTITIONS
 from biodata_cache_pipeline.io_manager import CacheIOManager
 from biodata_cache_pipeline.storage import CacheStore
@@ -23,10 +27,6 @@ from biodata_cache_pipeline.table_checks import (
     schema_problems,
     unique_problems,
 )
-from biodata_cache_pipeline.tables import TABLES
-from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS
-from biodata_cache_pipeline.tables.declaration import TableSpec
-from biodata_cache_pipeline.tables.quality_control import QUALITY_CONTROL
 
 SHOWN = 10  # problems listed in a check result
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import pyarrow as pa
 from dagster import Output, TableColumn, TableSchema
 
+from biodata_cache_client.collector import collector_paused
+from biodata_cache_client.schema.declaration import TableSpec
 from biodata_cache_pipeline import names, tables
-from biodata_cache_pipeline.collector import collector_paused
 from biodata_cache_pipeline.io_manager import INPUT_METADATA_KEY, IO_MANAGER_KEY, SOURCE_METADATA_KEY, CacheIOManager
 from biodata_cache_pipeline.records import RecordTally
 from biodata_cache_pipeline.snapshot import RecordSnapshot, code_version, fingerprint, to_records
-from biodata_cache_pipeline.tables.declaration import TableSpec
 
 OWNERS = ["team:biodata-cache"]
 SNAPSHOT_ASSET = "record_snapshot"

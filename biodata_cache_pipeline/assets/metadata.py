@@ -4,11 +4,13 @@
 import pyarrow.compute as pc
 from dagster import Output, ResourceParam, asset
 
+from biodata_cache_client.schema.asset_basics import ASSET_BASICS
+from biodata_cache_client.schema.source_data import SOURCE_DATA
 from biodata_cache_pipeline.assets.common import built_unless_unchanged, from_records, read_snapshot, table_asset
 from biodata_cache_pipeline.io_manager import CacheIOManager
 from biodata_cache_pipeline.records import RecordTally
-from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS, ASSET_BASICS_ATTRIBUTES, build_asset_basics
-from biodata_cache_pipeline.tables.source_data import SOURCE_DATA, SOURCE_DATA_ATTRIBUTES, build_source_data
+from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS_ATTRIBUTES, build_asset_basics
+from biodata_cache_pipeline.tables.source_data import SOURCE_DATA_ATTRIBUTES, build_source_data
 from biodata_cache_pipeline.tables.unique_values import UNIQUE_VALUE_TABLES, build_unique_values
 
 GROUP = "metadata"

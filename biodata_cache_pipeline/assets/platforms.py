@@ -4,19 +4,19 @@
 import pyarrow as pa
 from dagster import AssetExecutionContext, MetadataValue, Output, ResourceParam, asset
 
+from biodata_cache_client.collector import collector_paused
+from biodata_cache_client.schema.assets_smartspim import ASSETS_SMARTSPIM
+from biodata_cache_client.schema.behavior_curriculum import BEHAVIOR_CURRICULUM
+from biodata_cache_client.schema.foraging_sessions import FORAGING_SESSIONS
+from biodata_cache_client.schema.platform_fib import PLATFORM_FIB
 from biodata_cache_pipeline.assets.common import built_unless_unchanged, from_records, read_snapshot, table_asset
-from biodata_cache_pipeline.collector import collector_paused
 from biodata_cache_pipeline.io_manager import SOURCE_METADATA_KEY, CacheIOManager
 from biodata_cache_pipeline.records import RecordTally
 from biodata_cache_pipeline.resources import ForagingSessionsResource, OpenDataResource
-from biodata_cache_pipeline.tables.behavior_curriculum import BEHAVIOR_CURRICULUM, build_behavior_curriculum
-from biodata_cache_pipeline.tables.fib import PLATFORM_FIB, PLATFORM_FIB_ATTRIBUTES, build_platform_fib
-from biodata_cache_pipeline.tables.foraging import FORAGING_SESSIONS, build_foraging_sessions
-from biodata_cache_pipeline.tables.smartspim import (
-    ASSETS_SMARTSPIM,
-    ASSETS_SMARTSPIM_ATTRIBUTES,
-    build_assets_smartspim,
-)
+from biodata_cache_pipeline.tables.assets_smartspim import ASSETS_SMARTSPIM_ATTRIBUTES, build_assets_smartspim
+from biodata_cache_pipeline.tables.behavior_curriculum import build_behavior_curriculum
+from biodata_cache_pipeline.tables.foraging_sessions import build_foraging_sessions
+from biodata_cache_pipeline.tables.platform_fib import PLATFORM_FIB_ATTRIBUTES, build_platform_fib
 
 GROUP = "platforms"
 

@@ -19,25 +19,24 @@ from dagster import (
     asset,
 )
 
+from biodata_cache_client.collector import collector_paused
+from biodata_cache_client.schema.asset_basics import ASSET_BASICS
+from biodata_cache_client.schema.platform_qc import PLATFORM_QC
+from biodata_cache_client.schema.quality_control import QUALITY_CONTROL
 from biodata_cache_pipeline.assets.common import SNAPSHOT_ASSET, built_unless_unchanged, read_snapshot, table_asset
-from biodata_cache_pipeline.collector import collector_paused
 from biodata_cache_pipeline.io_manager import SOURCE_METADATA_KEY, CacheIOManager, PartitionedBuild
 from biodata_cache_pipeline.records import RecordTally
 from biodata_cache_pipeline.snapshot import to_records
 from biodata_cache_pipeline.subjects import FINGERPRINT_COLUMNS, subject_fingerprints
-from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS
-from biodata_cache_pipeline.tables.quality_control import (
-    PLATFORM_QC,
+from biodata_cache_pipeline.tables.platform_qc import (
     PLATFORM_QC_ATTRIBUTES,
     PLATFORM_QC_BASICS_COLUMNS,
     PLATFORMS,
-    QUALITY_CONTROL,
-    QUALITY_CONTROL_ATTRIBUTES,
     asset_qc,
     build_platform_qc,
-    build_quality_control,
     platform_matches,
 )
+from biodata_cache_pipeline.tables.quality_control import QUALITY_CONTROL_ATTRIBUTES, build_quality_control
 
 GROUP = "quality_control"
 SUBJECT_PARTITIONS = DynamicPartitionsDefinition(name="subject_id")
