@@ -19,12 +19,13 @@ from pathlib import Path
 
 from dagster import DagsterInstance, build_sensor_context
 
+from biodata_cache_client.layout import parquet_bytes
 from biodata_cache_client.schema.asset_basics import ASSET_BASICS
 from biodata_cache_client.schema.quality_control import QUALITY_CONTROL
 from biodata_cache_pipeline.assets.quality import SUBJECT_PARTITIONS
 from biodata_cache_pipeline.automation import SUBJECTS_TAG, apply_partition_requests, quality_control_subjects
 from biodata_cache_pipeline.io_manager import CacheIOManager
-from biodata_cache_pipeline.storage import CacheStore, _parquet_bytes
+from biodata_cache_pipeline.storage import CacheStore
 from biodata_cache_pipeline.subjects import subject_fingerprints
 
 
@@ -69,7 +70,7 @@ def main() -> None:
         timed(f"first sync ({args.subjects} new subjects)", instance, io_manager)
 
         # Every subject built: a partition on storage and its fingerprint in the build state.
-        empty = _parquet_bytes(QUALITY_CONTROL.empty())
+        empty = parquet_bytes(QUALITY_CONTROL.empty())
         for subject in subjects:
             path = Path(store.partition_path(QUALITY_CONTROL, subject))
             path.parent.mkdir(parents=True, exist_ok=True)
