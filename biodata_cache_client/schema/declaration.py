@@ -35,6 +35,8 @@ class Column:
     description: str
     # Names this column had in older version folders; readers map them when upgrading on read.
     previous_names: tuple[str, ...] = ()
+    # The values of an ordered categorical, lowest first: readers give them in this order.
+    categories: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,9 @@
 
 from biodata_cache_client.schema.declaration import STRING, UTC_TIMESTAMP, Column, TableSpec
 
+# QC statuses in their order: the worst of an asset's metrics (`max()`) is its overall status.
+QC_STATUSES = ("Pass", "Pending", "Fail")
+
 QUALITY_CONTROL = TableSpec(
     name="quality_control",
     description="One row per QC metric of every record, partitioned by subject.",
@@ -18,6 +21,7 @@ QUALITY_CONTROL = TableSpec(
             STRING,
             "Latest status from the status history: Pass, Pending or Fail.",
             previous_names=("status_history",),
+            categories=QC_STATUSES,
         ),
         Column("asset_name", STRING, "Name of the record the metric belongs to."),
         Column("subject_id", STRING, "Subject id (the partition key)."),

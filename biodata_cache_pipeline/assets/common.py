@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 from dagster import Output, TableColumn, TableSchema
 
+from biodata_cache_client import schema
 from biodata_cache_client.collector import collector_paused
 from biodata_cache_client.schema.declaration import TableSpec
 from biodata_cache_pipeline import names, tables
@@ -44,9 +45,11 @@ def read_snapshot(cache_io_manager: CacheIOManager) -> RecordSnapshot:
 
 @cache
 def _table_code_version() -> str:
-    """Identifies the code that builds tables: the normaliser and readers, the table modules, names.py."""
+    """Identifies the code that builds tables: the normaliser and readers, the table modules and their
+    declarations, names.py."""
     digest = hashlib.sha256(code_version().encode())
-    for path in sorted([*Path(tables.__file__).parent.glob("*.py"), Path(names.__file__)]):
+    modules = [*Path(tables.__file__).parent.glob("*.py"), *Path(schema.__file__).parent.glob("*.py"), Path(names.__file__)]
+    for path in sorted(modules):
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
