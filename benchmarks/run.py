@@ -455,7 +455,7 @@ def qc_child(subjects: int) -> None:
     imported = time.perf_counter()
     resources = pipeline_resources()
     instance = DagsterInstance.get()
-    basics = resources["cache_io_manager"].read_published(ASSET_BASICS, ["subject_id"])
+    basics = resources["cache"].read_published(ASSET_BASICS, ["subject_id"])
     ids = sorted({s for s in basics.column("subject_id").to_pylist() if s and partition_key_problem(s) is None})
     keys = ids[:subjects]
     if len(keys) < subjects:

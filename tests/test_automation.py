@@ -64,7 +64,7 @@ class Pipeline:
 
     def tick(self) -> SensorResult | SkipReason:
         context = build_sensor_context(
-            instance=self.instance, cursor=self.cursor, resources={"cache_io_manager": self.resources["cache_io_manager"]}
+            instance=self.instance, cursor=self.cursor, resources={"cache": self.resources["cache"]}
         )
         if self.sensor_log is not None:
             context.log.addHandler(self.sensor_log)

@@ -17,6 +17,7 @@ from biodata_cache_pipeline.assets.checks import ALL_CHECKS
 from biodata_cache_pipeline.automation import partition_range_tags
 from biodata_cache_pipeline.cli import materialize_all, print_failures
 from biodata_cache_pipeline.environment import pipeline_resources
+from biodata_cache_pipeline.cache_resource import CacheResource
 from biodata_cache_pipeline.io_manager import IO_MANAGER_KEY, CacheIOManager
 from biodata_cache_pipeline.table_checks import (
     ConstraintViolation,
@@ -142,7 +143,7 @@ def test_a_partition_of_another_subject_fails_the_run_and_no_partition_is_writte
 
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(SUBJECT_PARTITIONS.name, ["1", "2"])
-    resources = {IO_MANAGER_KEY: CacheIOManager(root=str(tmp_path))}
+    resources = {IO_MANAGER_KEY: CacheIOManager(cache=CacheResource(root=str(tmp_path)))}
 
     def run():
         return materialize([quality_control], instance=instance, resources=resources, tags=partition_range_tags("1", "2"),

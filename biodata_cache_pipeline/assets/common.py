@@ -13,7 +13,8 @@ from biodata_cache_client import schema
 from biodata_cache_client.collector import collector_paused
 from biodata_cache_client.schema.declaration import TableSpec
 from biodata_cache_pipeline import names, tables
-from biodata_cache_pipeline.io_manager import INPUT_METADATA_KEY, IO_MANAGER_KEY, SOURCE_METADATA_KEY, CacheIOManager
+from biodata_cache_pipeline.cache_resource import INPUT_METADATA_KEY, CacheResource
+from biodata_cache_pipeline.io_manager import IO_MANAGER_KEY, SOURCE_METADATA_KEY
 from biodata_cache_pipeline.records import RecordTally
 from biodata_cache_pipeline.snapshot import RecordSnapshot, code_version, fingerprint, to_records
 
@@ -31,9 +32,9 @@ def writer_pool(spec: TableSpec) -> str:
     return f"cache_table_{spec.name}"
 
 
-def read_snapshot(cache_io_manager: CacheIOManager) -> RecordSnapshot:
+def read_snapshot(cache: CacheResource) -> RecordSnapshot:
     """The stored record snapshot; an error saying how to make it when there is none."""
-    store = cache_io_manager.store()
+    store = cache.store()
     stored = store.open_snapshot()
     if stored is None:
         raise FileNotFoundError(
@@ -62,7 +63,7 @@ def input_fingerprint(spec: TableSpec, *inputs: pa.Table | str) -> str:
 
 def built_unless_unchanged(
     spec: TableSpec,
-    cache_io_manager: CacheIOManager,
+    cache: CacheResource,
     snapshot: RecordSnapshot,
     inputs: pa.Table,
     build: Callable[[pa.Table], tuple[object, dict]],
@@ -73,7 +74,7 @@ def built_unless_unchanged(
     built from inputs with the same fingerprint, that table as it is (the build is skipped)."""
     digest = input_fingerprint(spec, inputs, *other_inputs, *(keys or []))
     metadata = {SOURCE_METADATA_KEY: snapshot.source, INPUT_METADATA_KEY: digest}
-    published = cache_io_manager.published_if_unchanged(spec, digest, keys)
+    published = cache.published_if_unchanged(spec, digest, keys)
     if published is not None:
         return Output(published, metadata={**metadata, "rebuilt": False})
     table, build_metadata = build(inputs)
