@@ -67,8 +67,9 @@ class CacheStore:
 
     def table_url(self, spec: TableSpec) -> str | None:
         """A link a browser can open for `table_location` (None for the in-memory store)."""
-        object_name = layout.table_folder(self.version, spec) + "/" if spec.partitioned else layout.table_file(self.version, spec)
-        return self.storage.url(object_name)
+        if spec.partitioned:
+            return self.storage.url(f"{layout.table_folder(self.version, spec)}/")
+        return self.storage.url(layout.table_file(self.version, spec))
 
     def partition_path(self, spec: TableSpec, value: str) -> str:
         """Filesystem path of `<folder>/<key>=<encoded value>/data.pqt`."""
@@ -292,8 +293,9 @@ class CacheStore:
         """The registry fragments. An unreadable one is logged and replaced by its table's entry in
         `cache_registry.json` (`repair`: rewritten from it), or left out when that has none."""
         fragments, merged = [], None
-        for relative in self.storage.list_files(layout.registry_folder(self.version)):
-            if not relative.endswith(".json") or "/" in relative.removeprefix(f"{layout.registry_folder(self.version)}/"):
+        folder = layout.registry_folder(self.version)
+        for relative in self.storage.list_files(folder):
+            if not relative.endswith(".json") or "/" in relative.removeprefix(f"{folder}/"):
                 continue
             try:
                 fragment = self._read_json(relative)
@@ -332,7 +334,8 @@ class CacheStore:
 
     def _unreadable(self, spec: TableSpec, relative: str, error: Exception) -> UnreadableObject:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        return UnreadableObject(f"table {spec.name}: {self.storage.describe(relative)} is not readable parquet ({reason})")
+        described = self.storage.describe(relative)
+        return UnreadableObject(f"table {spec.name}: {described} is not readable parquet ({reason})")
 
 
 class UnreadableObject(ValueError):

@@ -96,7 +96,8 @@ class S3Storage(Storage):
                         raise
                 time.sleep(random.uniform(0, min(1.0, 0.05 * 2**attempt)))
         raise RuntimeError(
-            f"could not update {self.describe(relative)}: {UPDATE_ATTEMPTS} conditional writes lost to concurrent writers"
+            f"could not update {self.describe(relative)}: "
+            f"{UPDATE_ATTEMPTS} conditional writes lost to concurrent writers"
         )
 
     @cached_property

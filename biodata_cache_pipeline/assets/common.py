@@ -49,8 +49,8 @@ def _table_code_version() -> str:
     """Identifies the code that builds tables: the normaliser and readers, the table modules and their
     declarations, names.py."""
     digest = hashlib.sha256(code_version().encode())
-    modules = [*Path(tables.__file__).parent.glob("*.py"), *Path(schema.__file__).parent.glob("*.py"), Path(names.__file__)]
-    for path in sorted(modules):
+    folders = (Path(tables.__file__).parent, Path(schema.__file__).parent)
+    for path in sorted([*(path for folder in folders for path in folder.glob("*.py")), Path(names.__file__)]):
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
