@@ -444,18 +444,18 @@ def qc_child(subjects: int) -> None:
     started = time.perf_counter()
     from dagster import DagsterInstance
 
+    from biodata_cache_client.schema.asset_basics import ASSET_BASICS
+    from biodata_cache_client.schema.quality_control import QUALITY_CONTROL
     from biodata_cache_pipeline.assets.quality import SUBJECT_PARTITIONS
     from biodata_cache_pipeline.automation import partition_range_tags
     from biodata_cache_pipeline.cli import _run
     from biodata_cache_pipeline.environment import pipeline_resources
     from biodata_cache_pipeline.subjects import partition_key_problem
-    from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS
-    from biodata_cache_pipeline.tables.quality_control import QUALITY_CONTROL
 
     imported = time.perf_counter()
     resources = pipeline_resources()
     instance = DagsterInstance.get()
-    basics = resources["cache_io_manager"].read_published(ASSET_BASICS, ["subject_id"])
+    basics = resources["cache"].read_published(ASSET_BASICS, ["subject_id"])
     ids = sorted({s for s in basics.column("subject_id").to_pylist() if s and partition_key_problem(s) is None})
     keys = ids[:subjects]
     if len(keys) < subjects:
@@ -600,8 +600,8 @@ CLIENT_QUERY = """
 
 def typical_subject(cache: Path) -> str:
     """The subject whose quality_control row count is the median (ties: smallest id)."""
+    from biodata_cache_client.schema.quality_control import QUALITY_CONTROL
     from biodata_cache_pipeline.storage import CacheStore
-    from biodata_cache_pipeline.tables.quality_control import QUALITY_CONTROL
 
     state = CacheStore(str(cache)).read_partition_state(QUALITY_CONTROL)
     ordered = sorted(state.items(), key=lambda item: (item[1]["rows"], item[0]))
@@ -709,7 +709,7 @@ def step_medians(results: list[dict]) -> dict[str, float]:
 
 def table_times(steps: dict[str, float]) -> dict[str, tuple[float, float]]:
     """table -> (its asset step's seconds, its checks' seconds)."""
-    from biodata_cache_pipeline.tables import TABLES
+    from biodata_cache_client.schema import TABLES
 
     def owner(step: str) -> str | None:
         candidates = [name for name in TABLES if step == name or step.startswith(f"{name}_")]

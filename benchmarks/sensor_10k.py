@@ -19,13 +19,14 @@ from pathlib import Path
 
 from dagster import DagsterInstance, build_sensor_context
 
+from biodata_cache_client.layout import parquet_bytes
+from biodata_cache_client.schema.asset_basics import ASSET_BASICS
+from biodata_cache_client.schema.quality_control import QUALITY_CONTROL
 from biodata_cache_pipeline.assets.quality import SUBJECT_PARTITIONS
 from biodata_cache_pipeline.automation import SUBJECTS_TAG, apply_partition_requests, quality_control_subjects
-from biodata_cache_pipeline.io_manager import CacheIOManager
-from biodata_cache_pipeline.storage import CacheStore, _parquet_bytes
+from biodata_cache_pipeline.cache_resource import CacheResource
+from biodata_cache_pipeline.storage import CacheStore
 from biodata_cache_pipeline.subjects import subject_fingerprints
-from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS
-from biodata_cache_pipeline.tables.quality_control import QUALITY_CONTROL
 
 
 def basics(subjects: list[str], records: int, modified: set[str] = frozenset()) -> object:
@@ -37,9 +38,9 @@ def basics(subjects: list[str], records: int, modified: set[str] = frozenset()) 
     return ASSET_BASICS.from_columns(columns)
 
 
-def timed(label: str, instance: DagsterInstance, io_manager: CacheIOManager) -> None:
+def timed(label: str, instance: DagsterInstance, cache: CacheResource) -> None:
     started = time.perf_counter()
-    result = quality_control_subjects(build_sensor_context(instance=instance, resources={"cache_io_manager": io_manager}))
+    result = quality_control_subjects(build_sensor_context(instance=instance, resources={"cache": cache}))
     elapsed = time.perf_counter() - started
     requests = result.dynamic_partitions_requests
     subjects = [r.tags[SUBJECTS_TAG] for r in result.run_requests]
@@ -60,23 +61,23 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        io_manager = CacheIOManager(root=str(root / "cache"))
-        store = CacheStore(io_manager.root)
+        cache = CacheResource(root=str(root / "cache"))
+        store = CacheStore(cache.root)
         (root / "dagster").mkdir()
         instance = DagsterInstance.local_temp(str(root / "dagster"))
 
         store.write_table(ASSET_BASICS, basics(subjects, args.records_per_subject))
-        timed(f"first sync ({args.subjects} new subjects)", instance, io_manager)
+        timed(f"first sync ({args.subjects} new subjects)", instance, cache)
 
         # Every subject built: a partition on storage and its fingerprint in the build state.
-        empty = _parquet_bytes(QUALITY_CONTROL.empty())
+        empty = parquet_bytes(QUALITY_CONTROL.empty())
         for subject in subjects:
             path = Path(store.partition_path(QUALITY_CONTROL, subject))
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(empty)
         fingerprints = subject_fingerprints(store.read_table(ASSET_BASICS))
         store.write_partition_state(QUALITY_CONTROL, {s: {"rows": 0, "fingerprint": f} for s, f in fingerprints.items()})
-        timed("quiet night (nothing changed)", instance, io_manager)
+        timed("quiet night (nothing changed)", instance, cache)
 
         step = 50
         modified = set(subjects[::step])  # 2%
@@ -85,7 +86,7 @@ def main() -> None:
         unsafe = ["bad\nid", "x" * 300, "wait..."]
         tonight = [s for s in subjects if s not in gone] + new + unsafe
         store.write_table(ASSET_BASICS, basics(tonight, args.records_per_subject, modified))
-        timed(f"busy night ({len(modified)} changed, {len(gone)} gone, {len(new)} new)", instance, io_manager)
+        timed(f"busy night ({len(modified)} changed, {len(gone)} gone, {len(new)} new)", instance, cache)
         print(f"partition set: {len(instance.get_dynamic_partitions(SUBJECT_PARTITIONS.name))} keys")
 
 

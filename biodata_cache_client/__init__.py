@@ -1,6 +1,8 @@
 """biodata_cache_client: one-line reads of the biodata cache from notebooks, SQL and a CLI.
 
-It reads what the pipeline published and never builds tables (no Dagster import anywhere).
+It reads what the pipeline published and never builds tables (no Dagster import anywhere). It
+holds the contract both sides follow (`schema`: the table declarations, `layout`: every path and
+encoding, `storage`: local, S3 and memory backends) and imports nothing from the pipeline.
 Where it reads from is set by environment variables or `configure(...)` (see `config`).
 
     import biodata_cache_client as bdc

@@ -40,15 +40,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from biodata_cache_client.errors import CacheReadError
 from biodata_cache_client.frames import matches_declaration, read_schema, upgrade
+from biodata_cache_client.layout import BUILD_ID, BUILDS_FOLDER, build_time, history_object_relative, manifest_relative
+from biodata_cache_client.schema.declaration import TableSpec
 from biodata_cache_client.sources import READ_ADVICE, CopiedS3Source, _s3_client
-from biodata_cache_pipeline.build_history import (
-    BUILD_ID,
-    BUILDS_FOLDER,
-    build_time,
-    history_object_relative,
-    manifest_relative,
-)
-from biodata_cache_pipeline.tables.declaration import TableSpec
 
 AS_OF_EXAMPLE = "e.g. '2026-11-30' or '2026-11-30T22:15:00Z'"
 

@@ -20,8 +20,7 @@ import duckdb
 import pyarrow.fs as pafs
 
 from biodata_cache_client.reader import CacheReader
-from biodata_cache_pipeline.catalog import STORED_SCHEMA
-from biodata_cache_pipeline.storage import CATALOG_FILE
+from biodata_cache_client.layout import CATALOG_FILE, CATALOG_STORED_SCHEMA
 
 ATTACHED_AS = "published_catalog"
 
@@ -60,8 +59,8 @@ def _views(path: str, uri: str) -> dict[str, str]:
 
 def create_view(connection: duckdb.DuckDBPyConnection, name: str, statement: str, scanned) -> None:
     """The catalog's view `name` over `scanned` (what the reader gives for the table)."""
-    hidden = f"_{STORED_SCHEMA}_{name}"
-    connection.execute(f"CREATE SCHEMA IF NOT EXISTS {STORED_SCHEMA}")
+    hidden = f"_{CATALOG_STORED_SCHEMA}_{name}"
+    connection.execute(f"CREATE SCHEMA IF NOT EXISTS {CATALOG_STORED_SCHEMA}")
     connection.register(hidden, scanned)
-    connection.execute(f'CREATE VIEW {STORED_SCHEMA}."{name}" AS SELECT * FROM "{hidden}"')
+    connection.execute(f'CREATE VIEW {CATALOG_STORED_SCHEMA}."{name}" AS SELECT * FROM "{hidden}"')
     connection.execute(statement)

@@ -18,6 +18,8 @@ import os
 import re
 from dataclasses import dataclass
 
+from biodata_cache_client.layout import VERSION_FOLDER_PATTERN
+
 BACKEND_ENV = "BIODATA_CACHE_BACKEND"
 ROOT_ENV = "BIODATA_CACHE_ROOT"
 VERSION_ENV = "BIODATA_CACHE_VERSION"
@@ -31,7 +33,6 @@ DEFAULT_ROOTS = {
 }
 TRUE_VALUES = ("1", "true", "yes", "on")
 URI_SCHEMES = ("s3", "memory")
-VERSION_FOLDER_PATTERN = re.compile(r"^bdc-v(\d+)\.(\d+)$")
 # A scheme, ':' and a '/' or nothing (`s3:`, `s3:/bucket`, `file:/x`): a URI, never a local folder name.
 URI_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:(/|$)")
 

@@ -1,8 +1,8 @@
 """User tables: `custom(name)` reads and `custom(name, df)` writes `<version>/custom/<name>.pqt`.
 
 Names must match `[A-Za-z0-9_-]{1,128}`, so a user table can never leave its folder, and the
-folder is its own namespace (a built table is never overwritten). Writes go through the
-pipeline's `CacheStore` with its deterministic parquet writer, atomically for readers. A local
+folder is its own namespace (a built table is never overwritten). Writes go through the cache's
+storage layer with the layout's deterministic parquet encoding, atomically for readers. A local
 or memory root is written directly; an S3 root needs AWS credentials (reads never do).
 
 The frame is stored with its index: a RangeIndex as metadata, any other index (a MultiIndex too)
@@ -18,15 +18,15 @@ import pandas as pd
 import pyarrow as pa
 
 from biodata_cache_client.formats import Rows, check_format, table_as
+from biodata_cache_client.layout import check_custom_table_name, custom_file, parquet_bytes
 from biodata_cache_client.reader import current_reader
 from biodata_cache_client.sources import root_uri
-from biodata_cache_pipeline.storage import CUSTOM_TABLE_NAME, CacheStore
+from biodata_cache_client.storage import storage_for
 
 
 def custom(name: str, df: pd.DataFrame | None = None, as_: str = "pandas") -> Rows | None:
     """Read the user table `name` (as `as_`), or (with `df`) write it, replacing any previous one."""
-    if not isinstance(name, str) or not CUSTOM_TABLE_NAME.fullmatch(name):
-        raise ValueError(f"custom table name {name!r} is not valid: use 1 to 128 of A-Z, a-z, 0-9, '_' and '-'")
+    check_custom_table_name(name)
     check_format(as_)
     reader = current_reader()
     if df is None:
@@ -42,8 +42,7 @@ def custom(name: str, df: pd.DataFrame | None = None, as_: str = "pandas") -> Ro
             f"writing custom table {name} to {root} needs AWS credentials (reading does not): set "
             "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE (e.g. after `aws sso login`)"
         )
-    store = CacheStore(settings.root, version=reader.version())
-    store.write_custom(name, _arrow_table(name, df))
+    storage_for(settings.root).put(custom_file(reader.version(), name), parquet_bytes(_arrow_table(name, df)))
 
 
 def _arrow_table(name: str, df: pd.DataFrame) -> pa.Table:

@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from biodata_cache_client.frames import to_frame
-from biodata_cache_pipeline.tables.declaration import TableSpec
+from biodata_cache_client.schema.declaration import TableSpec
 
 if TYPE_CHECKING:
     import polars

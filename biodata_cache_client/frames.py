@@ -7,7 +7,8 @@
   (comma-joined strings -> lists, epoch seconds or time strings -> UTC timestamps, times -> ISO
   strings), columns no longer declared dropped.
 - `to_frame(table, spec)`: pandas with list columns as Python lists, nullable integers and
-  booleans, tz-aware timestamps, and QC `status` as the ordered categorical Pass < Pending < Fail.
+  booleans, tz-aware timestamps, and each column declared with `categories` (QC `status`:
+  Pass < Pending < Fail) as an ordered categorical.
 """
 
 from __future__ import annotations
@@ -19,11 +20,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from biodata_cache_pipeline.collector import collector_paused
-from biodata_cache_pipeline.tables.declaration import TableSpec
+from biodata_cache_client.collector import collector_paused
+from biodata_cache_client.schema.declaration import Column, TableSpec
 
-QC_STATUSES = ("Pass", "Pending", "Fail")
-STATUS_COLUMNS = {"quality_control": "status", "platform_qc": "status"}
 NULLABLE_PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
 
 
@@ -61,9 +60,9 @@ def to_frame(table: pa.Table, spec: TableSpec) -> pd.DataFrame:
         for field in table.schema:
             if pa.types.is_list(field.type):
                 frame[field.name] = pd.Series(_python_lists(table.column(field.name)), index=frame.index, dtype=object)
-    status = STATUS_COLUMNS.get(spec.name)
-    if status in frame.columns:
-        frame[status] = _ordered_status(frame[status], spec.name)
+    for column in spec.columns:
+        if column.categories and column.name in frame.columns:
+            frame[column.name] = _ordered(frame[column.name], spec.name, column)
     return frame
 
 
@@ -88,11 +87,15 @@ def _python_lists(column: pa.ChunkedArray) -> list:
     return rows
 
 
-def _ordered_status(values: pd.Series, table: str) -> pd.Categorical:
-    unknown = sorted(set(values.dropna()) - set(QC_STATUSES))
+def _ordered(values: pd.Series, table: str, column: Column) -> pd.Categorical:
+    """The values as the column's ordered categorical; values it does not declare come last, sorted."""
+    declared = column.categories
+    unknown = sorted(set(values.dropna()) - set(declared))
     if unknown:
-        warnings.warn(f"{table}: status values {unknown} are not one of {QC_STATUSES}; ordered after Fail")
-    return pd.Categorical(values, categories=[*QC_STATUSES, *unknown], ordered=True)
+        warnings.warn(
+            f"{table}: {column.name} values {unknown} are not one of {declared}; ordered after {declared[-1]}"
+        )
+    return pd.Categorical(values, categories=[*declared, *unknown], ordered=True)
 
 
 def _convert(array: pa.Array, target: pa.DataType, spec: TableSpec, name: str) -> pa.Array:

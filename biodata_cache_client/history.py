@@ -21,8 +21,8 @@ import pyarrow as pa
 
 from biodata_cache_client.builds import BuildNotFoundError, Selection, build_ids, manifest, provenance, selected
 from biodata_cache_client.frames import read_schema, to_frame
+from biodata_cache_client.layout import build_time
 from biodata_cache_client.reader import current_reader, table_spec
-from biodata_cache_pipeline.build_history import build_time
 
 __all__ = ["BuildDiff", "diff", "history", "provenance"]
 

@@ -17,7 +17,6 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -26,22 +25,22 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from botocore.exceptions import BotoCoreError, ClientError
 
+from biodata_cache_client import layout
 from biodata_cache_client.builds import selected_build, with_partition_value
-from biodata_cache_client.config import ROOT_ENV, VERSION_FOLDER_PATTERN, Settings, current_settings
+from biodata_cache_client.config import ROOT_ENV, Settings, current_settings
 from biodata_cache_client.errors import CacheReadError, CorruptObjectError, TableNotFoundError
 from biodata_cache_client.frames import matches_declaration, read_schema, upgrade
-from biodata_cache_client.sources import open_source
-from biodata_cache_pipeline.storage import (
-    CUSTOM_FOLDER,
+from biodata_cache_client.layout import (
     PARTITION_FILE,
-    REGISTRY_FILE,
-    REGISTRY_FOLDER,
+    PIPELINE_VERSION,
+    VERSION_FOLDER_PATTERN,
     VERSIONS_FILE,
-    encode_partition_value,
+    version_folder,
+    version_number,
 )
-from biodata_cache_pipeline.tables import TABLES
-from biodata_cache_pipeline.tables.declaration import TableSpec
-from biodata_cache_pipeline.version import PIPELINE_VERSION, version_folder
+from biodata_cache_client.schema import TABLES
+from biodata_cache_client.schema.declaration import TableSpec
+from biodata_cache_client.sources import open_source
 
 # Up to this many requested partitions are looked up one by one (a HEAD each on S3), more by one listing.
 DIRECT_PARTITION_LOOKUPS = 16
@@ -77,17 +76,13 @@ class CacheReader:
         When that file is corrupt (not JSON, or not a list of `bdc-vX.Y` names) the version folders
         found under the root are listed instead, oldest first, with a warning.
         """
-        try:
-            versions = self._json(VERSIONS_FILE)
-        except CorruptObjectError as error:
-            return self._listed_versions(str(error))
-        if versions is None:
+        data = self.source.read_bytes(VERSIONS_FILE)
+        if data is None:
             return []
-        if not isinstance(versions, list) or not all(
-            isinstance(v, str) and VERSION_FOLDER_PATTERN.fullmatch(v) for v in versions
-        ):
-            return self._listed_versions(f"{self.source.uri(VERSIONS_FILE)} is not a JSON list of bdc-vX.Y names")
-        return versions
+        try:
+            return layout.parse_versions(data)
+        except ValueError as error:
+            return self._listed_versions(f"{self.source.uri(VERSIONS_FILE)} {error}")
 
     def version(self) -> str:
         """The pinned version folder, else the installed package's, else the newest published."""
@@ -97,7 +92,7 @@ class CacheReader:
         published = self.versions()
         if not published or installed in published:
             return installed
-        newest = max(published, key=lambda v: (_version_number(v), published.index(v)))
+        newest = max(published, key=lambda v: (version_number(v), published.index(v)))
         warnings.warn(
             f"version folder {installed} (installed biodata-cache {PIPELINE_VERSION}) is not published in "
             f"{self.source.description}; reading {newest}, the newest in {VERSIONS_FILE}",
@@ -114,16 +109,16 @@ class CacheReader:
         version = version or self.version()
         fragments = [
             self._json(relative)
-            for relative in self.source.list_files(f"{version}/{REGISTRY_FOLDER}")
+            for relative in self.source.list_files(layout.registry_folder(version))
             if relative.endswith(".json")
         ]
-        tables = fragments or (self._json(f"{version}/{REGISTRY_FILE}") or {"tables": []})["tables"]
+        tables = fragments or (self._json(layout.registry_file(version)) or {"tables": []})["tables"]
         described = {table["name"] for table in tables}
         undescribed = [spec for name, spec in TABLES.items() if name not in described and self._exists(spec, version)]
         if undescribed:
             names = ", ".join(sorted(spec.name for spec in undescribed))
             warnings.warn(
-                f"no registry entry for {names} in {version}/{REGISTRY_FOLDER} of {self.source.description}; "
+                f"no registry entry for {names} in {layout.registry_folder(version)} of {self.source.description}; "
                 "described from the declaration, without a build manifest (the next build writes it)",
                 stacklevel=3,
             )
@@ -174,7 +169,7 @@ class CacheReader:
         """A lazy dataset when the stored files match the declaration, else the upgraded table."""
         schema = read_schema(spec)
         version = version or self.version()
-        folder = f"{version}/{spec.object_name}"
+        folder = layout.table_folder(version, spec)
         with self._reading(spec.name, version):
             at_build = selected_build(self, spec, version, partitions)  # as_of= / build= (builds.py)
             if at_build is not None:
@@ -196,7 +191,7 @@ class CacheReader:
 
     def custom_tables(self, version: str | None = None) -> list[str]:
         """Names of the custom tables of the version folder, sorted."""
-        folder = f"{version or self.version()}/{CUSTOM_FOLDER}"
+        folder = layout.custom_folder(version or self.version())
         files = [relative.removeprefix(f"{folder}/") for relative in self.source.list_files(folder)]
         return [file.removesuffix(".pqt") for file in files if file.endswith(".pqt") and "/" not in file]
 
@@ -212,7 +207,7 @@ class CacheReader:
 
     def read_custom(self, name: str, version: str | None = None) -> pa.Table:
         version = version or self.version()
-        relative = custom_relative_path(version, name)
+        relative = layout.custom_file(version, name)
         with self._reading(f"custom/{name}", version):
             if not self.source.is_file(relative):
                 raise self._missing(f"custom/{name}", version)
@@ -224,24 +219,23 @@ class CacheReader:
 
     def _objects(self, spec: TableSpec, version: str, partitions: list[str] | None) -> list[str]:
         """Relative paths of the table's objects in `version` (of `partitions` only, when given)."""
-        base = f"{version}/{spec.object_name}"
+        base = layout.table_folder(version, spec)
         if not spec.partitioned:
-            relative = f"{base}.pqt"
+            relative = layout.table_file(version, spec)
             if not self.source.is_file(relative):
                 raise self._missing(spec.name, version)
             return [relative]
         if partitions is not None and 0 < len(set(partitions)) <= DIRECT_PARTITION_LOOKUPS:
             # A few partitions (one subject's QC): look each up instead of listing every partition.
-            direct = [self._partition_object(spec, base, value) for value in dict.fromkeys(partitions)]
+            direct = [self._partition_object(spec, version, value) for value in dict.fromkeys(partitions)]
             if all(direct):
                 return direct
             # Something is absent: the listing below tells a missing partition from a missing table.
         present = {}
         for relative in self.source.list_files(base):
-            segment, _, name = relative.removeprefix(f"{base}/").partition("/")
-            key, equals, value = segment.partition("=")
-            if name == PARTITION_FILE and equals and key == spec.partition_key:
-                present[unquote(value)] = relative
+            value = layout.partition_value(spec, relative.removeprefix(f"{base}/"))
+            if value is not None:
+                present[value] = relative
         if not present:
             raise self._missing(spec.name, version)
         if partitions is None:
@@ -255,13 +249,12 @@ class CacheReader:
             )
         return [present[value] for value in dict.fromkeys(partitions) if value in present]
 
-    def _partition_object(self, spec: TableSpec, base: str, value: str) -> str | None:
+    def _partition_object(self, spec: TableSpec, version: str, value: str) -> str | None:
         """The relative path of one partition's object, None when it is absent."""
         try:
-            segment = f"{spec.partition_key}={encode_partition_value(value)}"
+            relative = layout.partition_file(version, spec, value)
         except (TypeError, ValueError):  # a value no partition can have (empty, '.', '..')
             return None
-        relative = f"{base}/{segment}/{PARTITION_FILE}"
         return relative if self.source.is_file(relative) else None
 
     def _upgraded_file(self, spec: TableSpec, filesystem: pafs.FileSystem, path: str) -> pa.Table:
@@ -269,7 +262,7 @@ class CacheReader:
         with filesystem.open_input_file(path) as source:
             table = upgrade(pq.read_table(source), spec)
         if spec.partitioned:
-            table = with_partition_value(table, spec, unquote(path.rsplit("/", 2)[-2].partition("=")[2]))
+            table = with_partition_value(table, spec, layout.partition_value_of_file(path))
         return table
 
     def _json(self, relative: str):
@@ -285,22 +278,23 @@ class CacheReader:
         """The version folders under the root, oldest first, in place of a corrupt `cache_versions.json`."""
         listed = sorted(
             (folder for folder in self.source.list_folders() if VERSION_FOLDER_PATTERN.fullmatch(folder)),
-            key=_version_number,
+            key=version_number,
         )
         warnings.warn(f"{why}; using the version folders found under the root instead: {listed}", stacklevel=4)
         return listed
 
     def _exists(self, spec: TableSpec, version: str) -> bool:
         """Whether the table has its object, or at least one partition object, in `version`."""
-        base = f"{version}/{spec.object_name}"
         if not spec.partitioned:
-            return self.source.is_file(f"{base}.pqt")
-        return any(relative.endswith(f"/{PARTITION_FILE}") for relative in self.source.list_files(base))
+            return self.source.is_file(layout.table_file(version, spec))
+        folder = layout.table_folder(version, spec)
+        return any(relative.endswith(f"/{PARTITION_FILE}") for relative in self.source.list_files(folder))
 
     def _location(self, spec: TableSpec, version: str) -> str:
         """The registry `location` of the table: its object, or its partition folder ending in `/`."""
-        base = self.source.uri(f"{version}/{spec.object_name}")
-        return f"{base}/" if spec.partitioned else f"{base}.pqt"
+        if spec.partitioned:
+            return f"{self.source.uri(layout.table_folder(version, spec))}/"
+        return self.source.uri(layout.table_file(version, spec))
 
     def _missing(self, what: str, version: str) -> TableNotFoundError:
         missing_root = self.missing_root()
@@ -371,10 +365,6 @@ def _filter_shape_error(spec: TableSpec, filters) -> ValueError:
     )
 
 
-def custom_relative_path(version: str, name: str) -> str:
-    return f"{version}/{CUSTOM_FOLDER}/{name}.pqt"
-
-
 def current_reader() -> CacheReader:
     """The reader of the settings now in effect (kept while settings and AWS environment hold)."""
     return _reader_for(current_settings(), tuple(os.environ.get(name) for name in AWS_SETTINGS))
@@ -389,8 +379,3 @@ def _hive(spec: TableSpec) -> ds.Partitioning | None:
     if not spec.partitioned:
         return None
     return ds.partitioning(pa.schema([(spec.partition_key, pa.string())]), flavor="hive")
-
-
-def _version_number(folder: str) -> tuple[int, int]:
-    match = VERSION_FOLDER_PATTERN.match(folder)
-    return (int(match[1]), int(match[2])) if match else (-1, -1)

@@ -36,8 +36,8 @@ import duckdb
 import pandas as pd
 
 from biodata_cache_client.formats import Rows, check_format, table_as
-from biodata_cache_client.frames import QC_STATUSES
 from biodata_cache_client.reader import current_reader, table_spec
+from biodata_cache_client.schema.quality_control import QC_STATUSES
 
 STARTED_AT = "try_cast(acquisition_start_time AS TIMESTAMPTZ)"
 CLAUSES = {

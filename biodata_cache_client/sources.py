@@ -1,11 +1,9 @@
 """Object access under a cache root, directly or through a local copy of S3 objects.
 
 Every reader works with paths relative to the root (`bdc-v0.1/qc/subject_id=1/data.pqt`):
-- `DirectSource` reads the root through its pyarrow filesystem: a local folder, the in-process
-  `memory://` store, or S3 (anonymous when no AWS credentials are found). On S3 every request
-  (listing, HEAD, each ranged read of a parquet file) is retried with backoff: the AWS SDK inside
-  pyarrow does not retry all transient failures (a 503 SlowDown answering a small ranged read
-  surfaces as `Failed to flush response stream`).
+- `DirectSource` reads the root through its storage (`biodata_cache_client.storage`, the one the
+  pipeline writes with): a local folder, the in-process `memory://` store, or S3 (anonymous when
+  no AWS credentials are found), where every request is retried with backoff (`storage.s3`).
 - `CopiedS3Source` keeps every S3 object it reads in a local folder, mirroring the bucket layout
   (`<copy>/<bucket>/<prefix>/...`); the object's ETag and size are recorded next to it (under
   `<copy>/.validators/`) and compared with S3 before each read, so only changed objects are
@@ -19,16 +17,11 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import secrets
-import time
-from collections.abc import Callable
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import TypeVar
 
 import boto3
-import pyarrow as pa
 import pyarrow.fs as pafs
 from botocore import UNSIGNED
 from botocore.config import Config
@@ -38,15 +31,12 @@ from tqdm.auto import tqdm
 
 from biodata_cache_client.config import Settings
 from biodata_cache_client.errors import CacheReadError
-from biodata_cache_pipeline.storage import filesystem_for
+from biodata_cache_client.layout import STAGING_FOLDER
+from biodata_cache_client.storage import LocalStorage, Storage, storage_for
+from biodata_cache_client.storage.s3 import READ_ADVICE, READ_ATTEMPTS, env_region, one_line
 
 NOT_FOUND_CODES = ("404", "NoSuchKey", "NotFound")
-READ_ATTEMPTS = 5
-FIRST_BACKOFF = 0.1  # seconds before the second attempt, doubling (with jitter) for each next one
-READ_ADVICE = "check the network and the AWS settings (AWS_ENDPOINT_URL, credentials), then try again"
 VALIDATORS_FOLDER = ".validators"
-STAGING_FOLDER = ".staging"
-T = TypeVar("T")
 
 
 def root_uri(root: str) -> str:
@@ -55,137 +45,41 @@ def root_uri(root: str) -> str:
 
 
 class DirectSource:
-    """Reads objects under `root_path` of a pyarrow filesystem.
+    """Reads objects under a root through its storage (`biodata_cache_client.storage`).
 
-    `uri` is the root as users name it; `description` adds how it is read (e.g. offline).
+    `root_uri` is the root as users name it; `description` adds how it is read (e.g. offline).
     """
 
-    def __init__(self, filesystem: pafs.FileSystem, root_path: str, uri: str, note: str = ""):
-        self.filesystem = filesystem
-        self.root_path = root_path.rstrip("/")
-        self.root_uri = uri
-        self.description = f"{uri} ({note})" if note else uri
+    def __init__(self, storage: Storage, uri: str | None = None, note: str = ""):
+        self.storage = storage
+        self.root_uri = uri or storage.uri
+        self.description = f"{self.root_uri} ({note})" if note else self.root_uri
 
     def uri(self, relative: str) -> str:
         return f"{self.root_uri}/{relative}"
 
     def path(self, relative: str) -> str:
-        """The path of `relative` in `self.filesystem` (what pyarrow is given)."""
-        return f"{self.root_path}/{relative}"
+        """The path of `relative` in the storage's filesystem (what pyarrow is given)."""
+        return self.storage.path(relative)
 
     def read_bytes(self, relative: str) -> bytes | None:
         """The object's bytes, or None when it does not exist (any other failure raises)."""
-        try:
-            with self.filesystem.open_input_stream(self.path(relative)) as stream:
-                return stream.read()
-        except FileNotFoundError:
-            return None
+        return self.storage.read_bytes(relative)
 
     def list_files(self, folder: str) -> list[str]:
         """Relative paths of every object under `folder`, sorted; [] when there is none."""
-        selector = pafs.FileSelector(self.path(folder), recursive=True, allow_not_found=True)
-        prefix = f"{self.root_path}/"
-        return sorted(
-            info.path.removeprefix(prefix) for info in self.filesystem.get_file_info(selector) if info.is_file
-        )
+        return self.storage.list_files(folder)
 
     def list_folders(self) -> list[str]:
         """Names of the folders directly under the root, sorted."""
-        selector = pafs.FileSelector(self.root_path, allow_not_found=True)
-        infos = self.filesystem.get_file_info(selector)
-        return sorted(info.base_name for info in infos if info.type == pafs.FileType.Directory)
+        return self.storage.list_folders()
 
     def is_file(self, relative: str) -> bool:
-        return self.filesystem.get_file_info(self.path(relative)).is_file
+        return self.storage.is_file(relative)
 
     def fetch(self, relatives: list[str], label: str) -> tuple[pafs.FileSystem, list[str]]:
         """The filesystem and paths pyarrow reads `relatives` from (here: where they are)."""
-        return self.filesystem, [self.path(r) for r in relatives]
-
-
-def retried(operation: Callable[[], T], what: str) -> T:
-    """`operation()`, retried with backoff; the last failure raises `CacheReadError` naming `what`.
-
-    An absent object (`FileNotFoundError`) is an answer, not a failure: it is raised at once.
-    """
-    attempt = 1
-    while True:
-        try:
-            return operation()
-        except FileNotFoundError:
-            raise
-        except OSError as error:
-            if attempt == READ_ATTEMPTS:
-                raise CacheReadError(
-                    f"could not read {what} ({READ_ATTEMPTS} attempts): {_one_line(error)}; {READ_ADVICE}"
-                ) from error
-        time.sleep(FIRST_BACKOFF * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))
-        attempt += 1
-
-
-class RetryingS3Handler(pafs.FileSystemHandler):
-    """Read-only access to an S3 filesystem in which every request goes through `retried`."""
-
-    def __init__(self, s3: pafs.S3FileSystem):
-        self.s3 = s3
-
-    def get_type_name(self) -> str:
-        return "retrying-s3"
-
-    def normalize_path(self, path: str) -> str:
-        return self.s3.normalize_path(path)
-
-    def get_file_info(self, paths: list[str]) -> list[pafs.FileInfo]:
-        return retried(lambda: self.s3.get_file_info(paths), ", ".join(_s3_uri(path) for path in paths))
-
-    def get_file_info_selector(self, selector: pafs.FileSelector) -> list[pafs.FileInfo]:
-        return retried(lambda: self.s3.get_file_info(selector), f"the listing of {_s3_uri(selector.base_dir)}/")
-
-    def open_input_stream(self, path: str) -> pa.NativeFile:
-        return pa.BufferReader(retried(lambda: self._read_all(path), _s3_uri(path)))
-
-    def open_input_file(self, path: str) -> pa.NativeFile:
-        uri = _s3_uri(path)
-        return pa.PythonFile(_RetryingFile(retried(lambda: self.s3.open_input_file(path), uri), uri), mode="r")
-
-    def _read_all(self, path: str) -> pa.Buffer:
-        with self.s3.open_input_stream(path) as stream:
-            return stream.read_buffer()
-
-    def _read_only(self, *args, **kwargs):
-        raise PermissionError("the client reads the cache through this filesystem and never writes through it")
-
-    create_dir = delete_dir = delete_dir_contents = delete_root_dir_contents = delete_file = _read_only
-    move = copy_file = open_output_stream = open_append_stream = _read_only
-
-
-class _RetryingFile:
-    """A random-access S3 object for `pa.PythonFile`: each read is a ranged GET through `retried`."""
-
-    def __init__(self, inner: pa.NativeFile, uri: str):
-        self.inner = inner
-        self.uri = uri
-        self.position = 0
-        self.closed = False
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        base = {0: 0, 1: self.position, 2: self.inner.size()}[whence]
-        self.position = base + offset
-        return self.position
-
-    def tell(self) -> int:
-        return self.position
-
-    def read(self, nbytes: int | None = None) -> bytes:
-        if nbytes is None or nbytes < 0:
-            nbytes = self.inner.size() - self.position
-        data = retried(lambda: self.inner.read_at(nbytes, self.position), self.uri)
-        self.position += len(data)
-        return data
-
-    def close(self) -> None:
-        self.inner.close()
-        self.closed = True
+        return self.storage.read_filesystem, [self.path(r) for r in relatives]
 
 
 class CopiedS3Source:
@@ -199,7 +93,7 @@ class CopiedS3Source:
         self.validators_root = Path(copy_folder) / VALIDATORS_FOLDER / base
         self.staging = Path(copy_folder) / STAGING_FOLDER
         self.description = f"{self.root_uri} (local copy in {self.copy_root})"
-        self.local = DirectSource(pafs.LocalFileSystem(), str(self.copy_root), self.root_uri)
+        self.local = DirectSource(LocalStorage(str(self.copy_root)), self.root_uri)
         self.client = _s3_client()
         # ETag and size from the latest listing or HEAD, used once by the next read instead of a HEAD.
         self._known: dict[str, tuple[str, int]] = {}
@@ -285,7 +179,7 @@ class CopiedS3Source:
         try:
             yield
         except (BotoCoreError, ClientError, RetriesExceededError) as error:
-            raise CacheReadError(f"could not read {what}: {_one_line(error)}; {READ_ADVICE}") from error
+            raise CacheReadError(f"could not read {what}: {one_line(error)}; {READ_ADVICE}") from error
 
     def _validator_path(self, relative: str) -> Path:
         return self.validators_root / f"{relative}.json"
@@ -338,30 +232,19 @@ def open_source(settings: Settings) -> DirectSource | CopiedS3Source:
                 f"offline reads of {uri} need a local copy: set BIODATA_CACHE_LOCAL_COPY or configure(local_copy=...)"
             )
         copy_root = os.path.join(settings.local_copy, uri.removeprefix("s3://"))
-        return DirectSource(pafs.LocalFileSystem(), copy_root, uri, note=f"offline, local copy in {copy_root}")
+        return DirectSource(LocalStorage(copy_root), uri, note=f"offline, local copy in {copy_root}")
     if is_s3 and settings.local_copy:
         return CopiedS3Source(settings.root, settings.local_copy)
-    filesystem, root_path = filesystem_for(settings.root)
-    if is_s3:
-        filesystem = pafs.PyFileSystem(RetryingS3Handler(filesystem))
-    return DirectSource(filesystem, root_path, uri)
+    return DirectSource(storage_for(settings.root), uri)
 
 
 def _s3_client():
     """A boto3 S3 client from the standard AWS environment, retrying with backoff; unsigned without credentials."""
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
+    region = env_region()
     config = Config(retries={"mode": "standard", "total_max_attempts": READ_ATTEMPTS})
     if boto3.Session().get_credentials() is None:
         config = config.merge(Config(signature_version=UNSIGNED))
     return boto3.client("s3", region_name=region, config=config)
-
-
-def _s3_uri(path: str) -> str:
-    return f"s3://{path}"
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()).rstrip(".")
 
 
 def _replace_text(path: Path, text: str, staging: Path) -> None:

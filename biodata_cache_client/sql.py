@@ -36,10 +36,10 @@ from biodata_cache_client.builds import at_build
 from biodata_cache_client.catalog import catalog_views, create_view
 from biodata_cache_client.errors import CacheReadError
 from biodata_cache_client.formats import Rows, check_format, relation_as
+from biodata_cache_client.layout import CUSTOM_FOLDER
 from biodata_cache_client.reader import CacheReader, TableNotFoundError, current_reader
-from biodata_cache_client.sources import READ_ADVICE
-from biodata_cache_pipeline.storage import CUSTOM_FOLDER
-from biodata_cache_pipeline.tables import TABLES
+from biodata_cache_client.schema import TABLES
+from biodata_cache_client.storage.s3 import READ_ADVICE
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 CUSTOM_REFERENCE = re.compile(rf'\b{CUSTOM_FOLDER}\s*\.\s*(?:"([^"]+)"|([A-Za-z0-9_]+))', re.IGNORECASE)

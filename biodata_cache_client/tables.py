@@ -19,7 +19,8 @@ import pyarrow.compute as pc
 from biodata_cache_client.builds import at_build
 from biodata_cache_client.formats import Rows, check_format, table_as
 from biodata_cache_client.reader import current_reader, filter_expression, table_spec
-from biodata_cache_pipeline.tables.quality_control import PLATFORM_QC, QUALITY_CONTROL
+from biodata_cache_client.schema.platform_qc import PLATFORM_QC
+from biodata_cache_client.schema.quality_control import QUALITY_CONTROL
 
 
 @at_build

@@ -1,5 +1,5 @@
 """biodata-cache pipeline: AIND metadata records in, versioned parquet cache tables out."""
 
-from biodata_cache_pipeline.version import PIPELINE_VERSION, version_folder
+from biodata_cache_client.layout import PIPELINE_VERSION, version_folder
 
 __all__ = ["PIPELINE_VERSION", "version_folder"]

@@ -32,7 +32,6 @@ from dagster import (
     DefaultScheduleStatus,
     DefaultSensorStatus,
     DeleteDynamicPartitionsRequest,
-    ResourceParam,
     RunRequest,
     RunsFilter,
     SensorEvaluationContext,
@@ -43,8 +42,13 @@ from dagster import (
     sensor,
 )
 
+from biodata_cache_client.schema import TABLES
+from biodata_cache_client.schema.asset_basics import ASSET_BASICS
+from biodata_cache_client.schema.platform_qc import PLATFORM_QC
+from biodata_cache_client.schema.quality_control import QUALITY_CONTROL
 from biodata_cache_pipeline.assets.common import SNAPSHOT_ASSET
 from biodata_cache_pipeline.assets.quality import SUBJECT_PARTITIONS
+from biodata_cache_pipeline.cache_resource import CacheResource
 from biodata_cache_pipeline.dagster_internals import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -52,7 +56,6 @@ from biodata_cache_pipeline.dagster_internals import (
     BulkActionsFilter,
     BulkActionStatus,
 )
-from biodata_cache_pipeline.io_manager import CacheIOManager
 from biodata_cache_pipeline.subjects import (
     FINGERPRINT_COLUMNS,
     SubjectPlan,
@@ -60,9 +63,6 @@ from biodata_cache_pipeline.subjects import (
     shortened,
     subject_fingerprints,
 )
-from biodata_cache_pipeline.tables import TABLES
-from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS
-from biodata_cache_pipeline.tables.quality_control import PLATFORM_QC, QUALITY_CONTROL
 
 # The record snapshot first: every table is built from it.
 NIGHTLY_TABLES = [SNAPSHOT_ASSET] + [name for name, spec in TABLES.items() if not spec.partitioned] + [PLATFORM_QC.name]
@@ -147,21 +147,21 @@ class SubjectRefresh:
         )
 
 
-def refresh_subjects(instance: DagsterInstance, cache_io_manager: CacheIOManager, full: bool = False) -> SubjectRefresh | None:
+def refresh_subjects(instance: DagsterInstance, cache: CacheResource, full: bool = False) -> SubjectRefresh | None:
     """Plan the subject partitions against the published asset_basics and delete gone subjects' data.
 
     None when asset_basics is not published yet. `full`: rebuild every subject.
     """
-    basics = cache_io_manager.read_published(ASSET_BASICS, FINGERPRINT_COLUMNS)
+    basics = cache.read_published(ASSET_BASICS, FINGERPRINT_COLUMNS)
     if basics is None:
         return None
-    store = cache_io_manager.store()
+    store = cache.store()
     partition_keys = list(instance.get_dynamic_partitions(SUBJECT_PARTITIONS.name))
     built = {key: entry["fingerprint"] for key, entry in store.read_partition_state(QUALITY_CONTROL).items()}
     plan = plan_subject_refresh(
         subject_fingerprints(basics), built, partition_keys, store.list_partitions(QUALITY_CONTROL), full=full
     )
-    removed = cache_io_manager.remove_partitions(QUALITY_CONTROL, plan.gone)
+    removed = cache.remove_partitions(QUALITY_CONTROL, plan.gone)
     basics_build = next((t["build"] for t in store.read_registry()["tables"] if t["name"] == ASSET_BASICS.name), {})
     return SubjectRefresh(plan, removed, basics_build.get("built_at", ""))
 
@@ -210,11 +210,11 @@ def rejection_cursor(rejected: dict[str, str]) -> str:
     description="Keeps the subject_id partitions equal to the subjects of asset_basics and rebuilds "
     "quality_control, in one run, for new subjects and subjects whose records changed.",
 )
-def quality_control_subjects(context: SensorEvaluationContext, cache_io_manager: ResourceParam[CacheIOManager]):
+def quality_control_subjects(context: SensorEvaluationContext, cache: CacheResource):
     busy = subject_writer_in_progress(context.instance)
     if busy is not None:
         return SkipReason(f"waiting for {busy}, which writes asset_basics or quality_control")
-    refresh = refresh_subjects(context.instance, cache_io_manager)
+    refresh = refresh_subjects(context.instance, cache)
     if refresh is None:
         return SkipReason("asset_basics is not published yet")
     plan = refresh.plan

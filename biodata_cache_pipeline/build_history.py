@@ -58,15 +58,19 @@ from datetime import datetime, timedelta, timezone
 import pyarrow.fs as pafs
 from botocore.exceptions import ClientError
 
+from biodata_cache_client.layout import (
+    BUILD_ID,
+    BUILD_TIME_FORMAT,
+    BUILDS_FOLDER,
+    PIPELINE_VERSION,
+    build_time,
+    history_object_relative,
+    manifest_relative,
+)
+from biodata_cache_client.schema import TABLES
+from biodata_cache_client.schema.declaration import TableSpec
 from biodata_cache_pipeline.storage import CacheStore
-from biodata_cache_pipeline.tables import TABLES
-from biodata_cache_pipeline.tables.declaration import TableSpec
-from biodata_cache_pipeline.version import PIPELINE_VERSION
 
-BUILDS_FOLDER = "_builds"
-HISTORY_OBJECTS_FOLDER = "_history/objects"
-BUILD_ID = re.compile(r"(?P<time>\d{8}T\d{6}\.\d{6}Z)-[0-9a-f]{8}")
-BUILD_TIME_FORMAT = "%Y%m%dT%H%M%S.%fZ"
 VERSION_FOLDER = re.compile(r"bdc-v(\d+)\.(\d+)")
 KEEP_BUILDS_ENV = "BIODATA_HISTORY_KEEP_BUILDS"
 KEEP_DAYS_ENV = "BIODATA_HISTORY_KEEP_DAYS"
@@ -74,24 +78,6 @@ DEFAULT_KEEP_BUILDS = 30
 DEFAULT_KEEP_DAYS = 90
 S3_DELETE_BATCH = 1000  # DeleteObjects takes at most this many keys
 log = logging.getLogger(__name__)
-
-
-def build_time(build_id: str) -> datetime:
-    """The UTC time a build id starts with."""
-    match = BUILD_ID.fullmatch(build_id)
-    if match is None:
-        raise ValueError(f"{build_id!r} is not a build id (like 20261201T221500.123456Z-1a2b3c4d)")
-    return datetime.strptime(match["time"], BUILD_TIME_FORMAT).replace(tzinfo=timezone.utc)
-
-
-def manifest_relative(table: str, build_id: str) -> str:
-    """Path of a manifest relative to the version folder."""
-    return f"{BUILDS_FOLDER}/{table}/{build_id}.json"
-
-
-def history_object_relative(sha256: str) -> str:
-    """Path of a content-addressed copy relative to the version folder."""
-    return f"{HISTORY_OBJECTS_FOLDER}/{sha256}.pqt"
 
 
 # -- recording ---------------------------------------------------------------------------------

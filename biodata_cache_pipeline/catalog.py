@@ -41,11 +41,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec import AbstractFileSystem
 
-from biodata_cache_pipeline.storage import CATALOG_FILE, PARTITION_FILE
-from biodata_cache_pipeline.tables import TABLES
-from biodata_cache_pipeline.tables.declaration import STRING, TableSpec
+from biodata_cache_client.layout import CATALOG_FILE, CATALOG_STORED_SCHEMA, PARTITION_FILE
+from biodata_cache_client.schema import TABLES
+from biodata_cache_client.schema.declaration import STRING, TableSpec
+from biodata_cache_client.storage import MEMORY_SCHEME
+from biodata_cache_pipeline.storage import CacheStore
 
-STORED_SCHEMA = "stored"
 TIMESTAMP, DATE = "timestamp", "date"
 # Raw strings that the views also give typed: table -> column -> kind.
 PARSED_COLUMNS: dict[str, dict[str, str]] = {
@@ -77,6 +78,19 @@ def _check_parsed_columns() -> None:
 _check_parsed_columns()
 
 
+def publish_catalog(store: CacheStore) -> bool:
+    """Write `catalog.duckdb` with a view of every table that has a registry fragment (and, if
+    partitioned, a partition); True if it changed. A memory root has none: DuckDB cannot read it."""
+    if store.root_uri.startswith(MEMORY_SCHEME):
+        return False
+    published = [
+        TABLES[entry["name"]]
+        for entry in store.read_registry()["tables"]
+        if entry["name"] in TABLES and entry.get("build", {}).get("partitions") != 0
+    ]
+    return store.write_catalog(build_catalog(published, store.version_uri))
+
+
 def build_catalog(specs: Iterable[TableSpec], version_uri: str) -> bytes:
     """The bytes of a DuckDB file with the views of `specs`, whose objects are under `version_uri`
     (`s3://bucket/prefix/bdc-vX.Y` or an absolute local path). Nothing is read from the cache:
@@ -102,13 +116,13 @@ def build_catalog(specs: Iterable[TableSpec], version_uri: str) -> bytes:
 
 def catalog_statements(specs: list[TableSpec], objects: dict[str, str]) -> list[str]:
     """The SQL that makes the catalog; `objects`: table name -> URI of its object (or partitions)."""
-    statements = [f"CREATE SCHEMA {STORED_SCHEMA}"]
+    statements = [f"CREATE SCHEMA {CATALOG_STORED_SCHEMA}"]
     for spec in specs:
         table = _identifier(spec.name)
-        statements.append(f"CREATE VIEW {STORED_SCHEMA}.{table} AS SELECT * FROM {_parquet_scan(spec, objects[spec.name])}")
+        statements.append(f"CREATE VIEW {CATALOG_STORED_SCHEMA}.{table} AS SELECT * FROM {_parquet_scan(spec, objects[spec.name])}")
         columns = _view_columns(spec)
         selected = ", ".join(f"{expression} AS {_identifier(name)}" for name, expression, _ in columns)
-        statements.append(f"CREATE VIEW main.{table} AS SELECT {selected} FROM {STORED_SCHEMA}.{table}")
+        statements.append(f"CREATE VIEW main.{table} AS SELECT {selected} FROM {CATALOG_STORED_SCHEMA}.{table}")
         statements.append(f"COMMENT ON VIEW main.{table} IS {_literal(spec.description)}")
         statements += [
             f"COMMENT ON COLUMN main.{table}.{_identifier(name)} IS {_literal(description)}"

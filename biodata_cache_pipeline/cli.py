@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 
 from dagster import DagsterInstance, Definitions, ExecuteInProcessResult
 
+from biodata_cache_client.schema.asset_basics import ASSET_BASICS
+from biodata_cache_client.schema.quality_control import QUALITY_CONTROL
 from biodata_cache_pipeline.assets.snapshot import WARNINGS_METADATA_KEY
 from biodata_cache_pipeline.automation import (
     NIGHTLY_TABLES,
@@ -42,8 +44,6 @@ from biodata_cache_pipeline.environment import cache_root, environment, pipeline
 from biodata_cache_pipeline.stale_runs import prepare_runs
 from biodata_cache_pipeline.storage import CacheStore
 from biodata_cache_pipeline.subjects import MAX_KEY_LENGTH, shortened
-from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS
-from biodata_cache_pipeline.tables.quality_control import QUALITY_CONTROL
 
 # Dagster's console logger would print each failure's whole error: the CLI prints one line instead.
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -127,8 +127,8 @@ def materialize_all(
     resources = pipeline_resources()
     defs = build_definitions(resources)
     prepare_runs(instance, [defs.resolve_job_def(job.name) for job in (nightly_tables, subject_quality_control)], say)
-    io_manager = resources["cache_io_manager"]
-    run_config = io_manager.force_publish_run_config() if force_publish else {}
+    cache = resources["cache"]
+    run_config = resources["cache_io_manager"].force_publish_run_config() if force_publish else {}
     started = time.monotonic()
     outcome = BuildOutcome(registry={})
 
@@ -136,7 +136,7 @@ def materialize_all(
     _run(instance, defs, nightly_tables.name, NIGHTLY_TABLES, {}, run_config, outcome)
 
     try:
-        refresh = refresh_subjects(instance, io_manager, full=not changed_only)
+        refresh = refresh_subjects(instance, cache, full=not changed_only)
     except OSError as error:  # the published asset_basics or the build state cannot be read
         outcome.failures.append(StepFailure(QUALITY_CONTROL.name, f"subjects not planned: {error}", repr(error)))
         say(f"[2/2] quality_control not built: {error}")
@@ -144,7 +144,7 @@ def materialize_all(
         _build_subjects(instance, defs, refresh, run_config, outcome, say)
     say(f"done in {time.monotonic() - started:.1f}s" + (f", {len(outcome.failures)} failed" if outcome.failures else ""))
     try:
-        outcome.registry = io_manager.store().read_registry()
+        outcome.registry = cache.store().read_registry()
     except OSError as error:
         outcome.failures.append(StepFailure("cache_registry", f"not read: {error}", repr(error)))
     return outcome

@@ -33,6 +33,7 @@ from pathlib import Path
 from aind_dynamic_foraging_database import SESSION_DB
 from dagster import EnvVar
 
+from biodata_cache_pipeline.cache_resource import CacheResource
 from biodata_cache_pipeline.io_manager import CacheIOManager
 from biodata_cache_pipeline.resources import (
     DocDbRecordsResource,
@@ -132,10 +133,12 @@ def pipeline_resources() -> dict:
         records = _described(LocalRecordsResource(root=samples), f"metadata records from the asset folders in {samples}")
         open_data = _setting("BIODATA_OPEN_DATA_ROOT", samples)
         sessions = _setting("BIODATA_FORAGING_SESSIONS", f"{samples}/{FORAGING_TABLE}")
-    cache = cache_root()
+    root = cache_root()
+    cache = _described(CacheResource(root=root), f"the cache published to {root}")
     return {
         "records": records,
         "open_data": _described(OpenDataResource(root=open_data), f"files inside asset folders, read from {open_data}"),
         "sessions": _described(ForagingSessionsResource(path=sessions), f"foraging session table, read from {sessions}"),
-        "cache_io_manager": _described(CacheIOManager(root=cache), f"cache tables written to {cache}"),
+        "cache": cache,
+        "cache_io_manager": _described(CacheIOManager(cache=cache), f"cache tables written to {root}"),
     }

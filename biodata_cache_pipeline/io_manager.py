@@ -1,4 +1,4 @@
-"""The one IO manager: every cache path and every write goes through it (via `CacheStore`).
+"""The one IO manager: every table write goes through it (via the `CacheStore` of its cache resource).
 
 Assets return Arrow tables; partitioned assets return a dict partition key -> table (None removes
 that partition) or a `PartitionedBuild`, which adds the fingerprint of each partition's input.
@@ -9,7 +9,7 @@ manifest, and registers the version folder; then it writes the version folder's 
 over every table published so far (`catalog.py`; not rewritten when unchanged). A table (or partition) built again with the same
 bytes is not rewritten, and keeps its manifest unless the fingerprint of its inputs moved on. An
 asset whose input fingerprint equals the published manifest's may return the published table as
-it is (`published_if_unchanged`), skipping the build.
+it is (`CacheResource.published_if_unchanged`), skipping the build.
 
 Before the guard, the IO manager enforces the constraints the table's declaration states (unique
 columns, the stored partition key column; `table_checks.constraint_problems`) on every table or
@@ -19,26 +19,23 @@ partition of the output: a build that breaks one fails its step and writes nothi
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
 import pyarrow as pa
 from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
 from pydantic import Field
 
-from biodata_cache_pipeline.build_history import record_build
-from biodata_cache_pipeline.catalog import build_catalog
+from biodata_cache_client.schema import TABLES
+from biodata_cache_client.schema.declaration import TableSpec
+from biodata_cache_pipeline.cache_resource import INPUT_METADATA_KEY, CacheResource, publish_build
+from biodata_cache_pipeline.catalog import publish_catalog
 from biodata_cache_pipeline.dagster_internals import add_partition_metadata
 from biodata_cache_pipeline.publish_guard import DEFAULT_MAX_ROW_DROP_FRACTION, PublishRefused, publish_refusal
-from biodata_cache_pipeline.storage import MEMORY_SCHEME, CacheStore, UnreadableObject
+from biodata_cache_pipeline.storage import CacheStore
 from biodata_cache_pipeline.table_checks import ConstraintViolation, constraint_problems
-from biodata_cache_pipeline.tables import TABLES
-from biodata_cache_pipeline.tables.declaration import TableSpec
-from biodata_cache_pipeline.version import PIPELINE_VERSION
 
 SOURCE_METADATA_KEY = "source"
-INPUT_METADATA_KEY = "input_fingerprint"  # of what the table was built from; kept in the build manifest
 IO_MANAGER_KEY = "cache_io_manager"
 PROBLEMS_SHOWN = 5  # constraint problems named in the error
 
@@ -76,9 +73,9 @@ def _total_rows(state: Mapping[str, dict]) -> int:
 
 
 class CacheIOManager(ConfigurableIOManager):
-    """Writes cache tables as versioned parquet under `root` (a local folder or s3:// URI)."""
+    """Writes cache tables as versioned parquet to its cache resource."""
 
-    root: str = Field(description="Cache root: a local folder or s3://bucket/prefix.")
+    cache: CacheResource
     max_row_drop_fraction: float = Field(
         default=DEFAULT_MAX_ROW_DROP_FRACTION,
         ge=0,
@@ -89,42 +86,19 @@ class CacheIOManager(ConfigurableIOManager):
         default=False, description="Publish even when the publish guard refuses (a deliberate large drop)."
     )
 
-    def store(self) -> CacheStore:
-        return CacheStore(self.root)
-
     @staticmethod
     def spec_for(asset_key) -> TableSpec:
         return TABLES[asset_key.path[-1]]
 
-    def read_published(self, spec: TableSpec, columns: list[str] | None = None) -> pa.Table | None:
-        """The currently published unpartitioned table (or some columns), None if there is none yet."""
-        store = self.store()
-        if not store.table_exists(spec):
-            return None
-        return store.read_table(spec) if columns is None else store.read_columns(spec, columns)
-
-    def published_if_unchanged(self, spec: TableSpec, fingerprint: str, keys: list[str] | None = None):
-        """The published table (for a partitioned one: its `keys` partitions) when it was built from
-        inputs with this fingerprint; None when it must be built."""
-        store = self.store()
-        if store.read_build(spec).get(INPUT_METADATA_KEY) != fingerprint:
-            return None
-        if not spec.partitioned:
-            return store.read_table(spec) if store.table_exists(spec) else None
-        if not set(keys) <= set(store.list_partitions(spec)):
-            return None
-        try:
-            return {key: store.read_partition(spec, key) for key in keys}
-        except UnreadableObject:  # a damaged partition: built again, and replaced
-            return None
-
     def force_publish_run_config(self) -> dict:
-        """Run config that publishes despite the guard (resource config is replaced as a whole)."""
-        return {"resources": {IO_MANAGER_KEY: {"config": {**self.model_dump(), "force_publish": True}}}}
+        """Run config that publishes despite the guard (its own settings are replaced as a whole; the
+        cache resource stays)."""
+        settings = self.model_dump(exclude={"cache"})
+        return {"resources": {IO_MANAGER_KEY: {"config": {**settings, "force_publish": True}}}}
 
     def handle_output(self, context: OutputContext, obj) -> None:
         spec = self.spec_for(context.asset_key)
-        store = self.store()
+        store = self.cache.store()
         if spec.partitioned:
             row_count, partitions, written, changed = self._write_partitions(context, store, spec, obj)
         else:
@@ -132,8 +106,8 @@ class CacheIOManager(ConfigurableIOManager):
         fingerprint = _metadata_value(context.output_metadata.get(INPUT_METADATA_KEY))
         if changed or (fingerprint is not None and fingerprint != store.read_build(spec).get(INPUT_METADATA_KEY)):
             source = _metadata_value(context.output_metadata.get(SOURCE_METADATA_KEY))
-            self._publish(store, spec, source, row_count, partitions, fingerprint)
-        self.publish_catalog(store)
+            publish_build(store, spec, source, row_count, partitions, fingerprint)
+        publish_catalog(store)
         url = store.table_url(spec)
         metadata = {
             "dagster/uri": store.table_location(spec),
@@ -146,36 +120,6 @@ class CacheIOManager(ConfigurableIOManager):
             metadata.update(table_rows=row_count, partitions=partitions, rows_written=written)
             add_partition_metadata(context, {key: _partition_rows(table) for key, table in _tables(spec, obj).items()})
         context.add_output_metadata(metadata)
-
-    def remove_partitions(self, spec: TableSpec, keys: Iterable[str]) -> list[str]:
-        """Delete partitions (data and build state) outside a run; return the ones that existed."""
-        store = self.store()
-        state = store.read_partition_state(spec)
-        stored = set(store.list_partitions(spec))
-        removed = sorted(key for key in set(keys) if key in state or key in stored)
-        if not removed:
-            return []
-        for key in removed:
-            if key in stored:
-                store.delete_partition(spec, key)
-        remaining = {key: entry for key, entry in state.items() if key not in removed}
-        store.write_partition_state(spec, remaining)
-        self._publish(store, spec, store.read_build(spec).get("source"), _total_rows(remaining), len(remaining))
-        self.publish_catalog(store)
-        return removed
-
-    @staticmethod
-    def publish_catalog(store: CacheStore) -> bool:
-        """Write `catalog.duckdb` with a view of every table that has a registry fragment (and, if
-        partitioned, a partition); True if it changed. A memory root has none: DuckDB cannot read it."""
-        if store.root_uri.startswith(MEMORY_SCHEME):
-            return False
-        published = [
-            TABLES[entry["name"]]
-            for entry in store.read_registry()["tables"]
-            if entry["name"] in TABLES and entry.get("build", {}).get("partitions") != 0
-        ]
-        return store.write_catalog(build_catalog(published, store.version_uri))
 
     def _guard(self, store: CacheStore, spec: TableSpec, published_rows: int | None, new_rows: int) -> None:
         refusal = publish_refusal(spec.name, published_rows, new_rows, self.max_row_drop_fraction)
@@ -241,26 +185,8 @@ class CacheIOManager(ConfigurableIOManager):
             store.write_partition_state(spec, updated)
         return _total_rows(updated), len(updated), written, changed
 
-    @staticmethod
-    def _publish(
-        store: CacheStore, spec: TableSpec, source, row_count: int, partitions: int | None, fingerprint: str | None = None
-    ) -> None:
-        build = {
-            "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "source": source,
-            "row_count": row_count,
-            "pipeline_version": PIPELINE_VERSION,
-        }
-        if partitions is not None:
-            build["partitions"] = partitions
-        if fingerprint is not None:
-            build[INPUT_METADATA_KEY] = fingerprint
-        build["build_id"] = record_build(store, spec, row_count)  # the immutable manifest (build_history.py)
-        store.publish_metadata(spec, build)
-        store.register_version()
-
     def load_input(self, context: InputContext) -> pa.Table:
         spec = self.spec_for(context.asset_key)
         if spec.partitioned:
             raise NotImplementedError(f"{spec.name} is partitioned: read it through the client, not as an input")
-        return self.store().read_table(spec)
+        return self.cache.store().read_table(spec)

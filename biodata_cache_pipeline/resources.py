@@ -14,10 +14,10 @@ import pyarrow.parquet as pq
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from biodata_cache_client.storage import filesystem_for
 from biodata_cache_pipeline.sources import RecordSource, docdb
 from biodata_cache_pipeline.sources.local_folder import LocalFolderRecords, LocalFolderSource
 from biodata_cache_pipeline.sources.open_data import OpenDataStore
-from biodata_cache_pipeline.storage import filesystem_for
 from biodata_cache_pipeline.tables import RECORD_FIELDS
 
 

@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from biodata_cache_pipeline.collector import collector_paused
+from biodata_cache_client.collector import collector_paused
 from biodata_cache_pipeline.snapshot import (
     CODE_VERSION_KEY,
     ROW_GROUP_SIZE,

@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterable, Sequence
 
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, JobDefinition, RunsFilter
 
+from biodata_cache_client.storage import process_alive
 from biodata_cache_pipeline.dagster_internals import SqliteEventLogStorage
-from biodata_cache_pipeline.storage import process_alive
 
 WAIT_VARIABLE = "BIODATA_POOL_WAIT_SECONDS"
 DEFAULT_WAIT_SECONDS = 600.0

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from biodata_cache_client.layout import partition_segment
+from biodata_cache_client.schema.quality_control import QUALITY_CONTROL
 from biodata_cache_pipeline.dagster_internals import INVALID_PARTITION_SUBSTRINGS
-from biodata_cache_pipeline.storage import encode_partition_value
-from biodata_cache_pipeline.tables.quality_control import QUALITY_CONTROL
 
 FINGERPRINT_COLUMNS = ["subject_id", "_id", "_last_modified"]
 MAX_KEY_LENGTH = 200
@@ -63,7 +63,7 @@ def partition_key_problem(key: str) -> str | None:
         return f"contains {dagster_invalid!r}, which Dagster does not allow in partition keys"
     if key in (".", ".."):
         return "'.' and '..' are not valid path segments"
-    if len(f"{QUALITY_CONTROL.partition_key}={encode_partition_value(key)}") > MAX_PATH_SEGMENT_BYTES:
+    if len(partition_segment(QUALITY_CONTROL, key)) > MAX_PATH_SEGMENT_BYTES:
         return f"longer than {MAX_PATH_SEGMENT_BYTES} bytes as a percent-encoded path segment"
     return None
 

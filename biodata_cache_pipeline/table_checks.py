@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from biodata_cache_pipeline.tables.declaration import TableSpec
+from biodata_cache_client.schema.declaration import TableSpec
 
 
 def schema_problems(spec: TableSpec, stored: pa.Schema) -> list[str]:

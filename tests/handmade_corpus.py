@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from biodata_cache_pipeline.tables.foraging import FORAGING_SESSIONS
+from biodata_cache_client.schema.foraging_sessions import FORAGING_SESSIONS
 
 
 def asset_name(subject: str, n: int) -> str:

@@ -27,21 +27,17 @@ from dagster import (
     build_sensor_context,
 )
 
+from biodata_cache_client.layout import version_folder
+from biodata_cache_client.schema import TABLES
+from biodata_cache_client.schema.quality_control import QUALITY_CONTROL
 from biodata_cache_pipeline.assets import SUBJECT_PARTITIONS
-from biodata_cache_pipeline.automation import (
-    SUBJECTS_TAG,
-    apply_partition_requests,
-    quality_control_subjects,
-)
+from biodata_cache_pipeline.automation import SUBJECTS_TAG, apply_partition_requests, quality_control_subjects
 from biodata_cache_pipeline.cli import materialize_all
 from biodata_cache_pipeline.definitions import build_definitions
 from biodata_cache_pipeline.environment import pipeline_resources
 from biodata_cache_pipeline.sample_corpus import generate_corpus
 from biodata_cache_pipeline.storage import CacheStore
 from biodata_cache_pipeline.subjects import shortened
-from biodata_cache_pipeline.tables import TABLES
-from biodata_cache_pipeline.tables.quality_control import QUALITY_CONTROL
-from biodata_cache_pipeline.version import version_folder
 
 from handmade_corpus import asset_name, remove_record, use_local_environment, write_corpus, write_record
 
@@ -68,7 +64,7 @@ class Pipeline:
 
     def tick(self) -> SensorResult | SkipReason:
         context = build_sensor_context(
-            instance=self.instance, cursor=self.cursor, resources={"cache_io_manager": self.resources["cache_io_manager"]}
+            instance=self.instance, cursor=self.cursor, resources={"cache": self.resources["cache"]}
         )
         if self.sensor_log is not None:
             context.log.addHandler(self.sensor_log)

@@ -22,16 +22,16 @@ import pytest
 from dagster import DagsterInstance
 
 import biodata_cache_client as bdc
-from biodata_cache_client.reader import current_reader
 from biodata_cache_client.frames import read_schema
+from biodata_cache_client.layout import CATALOG_FILE, version_folder
+from biodata_cache_client.reader import current_reader
+from biodata_cache_client.schema import TABLES
 from biodata_cache_pipeline.catalog import PARSED_COLUMNS
 from biodata_cache_pipeline.cli import materialize_all
 from biodata_cache_pipeline.io_manager import CacheIOManager
 from biodata_cache_pipeline.records import parse_utc
 from biodata_cache_pipeline.sample_corpus import generate_corpus
-from biodata_cache_pipeline.storage import CATALOG_FILE, CacheStore
-from biodata_cache_pipeline.tables import TABLES
-from biodata_cache_pipeline.version import version_folder
+from biodata_cache_pipeline.storage import CacheStore
 
 VERSION = version_folder()
 QC = TABLES["quality_control"]

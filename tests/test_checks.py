@@ -6,11 +6,18 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import AssetCheckKey, AssetKey, AssetSelection, DagsterInstance, asset, materialize
 
+from biodata_cache_client.layout import version_folder
+from biodata_cache_client.schema import TABLES
+from biodata_cache_client.schema.asset_basics import ASSET_BASICS
+from biodata_cache_client.schema.declaration import TableSpec
+from biodata_cache_client.schema.quality_control import QUALITY_CONTROL
+from biodata_cache_client.schema.unique_values import UNIQUE_GENOTYPES
 from biodata_cache_pipeline.assets import ALL_ASSETS, SUBJECT_PARTITIONS
 from biodata_cache_pipeline.assets.checks import ALL_CHECKS
 from biodata_cache_pipeline.automation import partition_range_tags
 from biodata_cache_pipeline.cli import materialize_all, print_failures
 from biodata_cache_pipeline.environment import pipeline_resources
+from biodata_cache_pipeline.cache_resource import CacheResource
 from biodata_cache_pipeline.io_manager import IO_MANAGER_KEY, CacheIOManager
 from biodata_cache_pipeline.table_checks import (
     ConstraintViolation,
@@ -20,12 +27,6 @@ from biodata_cache_pipeline.table_checks import (
     partition_column_proven,
     schema_problems,
 )
-from biodata_cache_pipeline.tables import TABLES
-from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS
-from biodata_cache_pipeline.tables.declaration import TableSpec
-from biodata_cache_pipeline.tables.quality_control import QUALITY_CONTROL
-from biodata_cache_pipeline.tables.unique_values import UNIQUE_GENOTYPES
-from biodata_cache_pipeline.version import version_folder
 
 from handmade_corpus import asset_name, use_local_environment, write_corpus, write_record
 
@@ -142,7 +143,7 @@ def test_a_partition_of_another_subject_fails_the_run_and_no_partition_is_writte
 
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(SUBJECT_PARTITIONS.name, ["1", "2"])
-    resources = {IO_MANAGER_KEY: CacheIOManager(root=str(tmp_path))}
+    resources = {IO_MANAGER_KEY: CacheIOManager(cache=CacheResource(root=str(tmp_path)))}
 
     def run():
         return materialize([quality_control], instance=instance, resources=resources, tags=partition_range_tags("1", "2"),

@@ -12,9 +12,9 @@ from dagster import DagsterInstance
 
 from handmade_corpus import asset_name, write_corpus, write_record
 
+from biodata_cache_client.schema import TABLES
 from biodata_cache_pipeline.sample_corpus import generate_corpus
 from biodata_cache_pipeline.storage import CacheStore
-from biodata_cache_pipeline.tables import TABLES
 
 PROJECT = Path(__file__).resolve().parents[1]
 

@@ -16,9 +16,9 @@ import pytest
 
 import biodata_cache_client as bdc
 from biodata_cache_client.config import DEFAULT_ROOTS
+from biodata_cache_client.layout import version_folder
+from biodata_cache_client.schema import TABLES
 from biodata_cache_pipeline.storage import CacheStore
-from biodata_cache_pipeline.tables import TABLES
-from biodata_cache_pipeline.version import version_folder
 
 VERSION = version_folder()
 pytestmark = pytest.mark.usefixtures("client_settings")

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import biodata_cache_client as bdc
-from biodata_cache_pipeline.version import version_folder
+from biodata_cache_client.layout import version_folder
 
 VERSION = version_folder()
 pytestmark = pytest.mark.usefixtures("client_settings")

@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import biodata_cache_client as bdc
-from biodata_cache_pipeline.tables import TABLES
-from biodata_cache_pipeline.version import version_folder
+from biodata_cache_client.layout import version_folder
+from biodata_cache_client.schema import TABLES
 
 VERSION = version_folder()
 pytestmark = pytest.mark.usefixtures("client_settings")

@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 
 import biodata_cache_client as bdc
+from biodata_cache_client.layout import version_folder
+from biodata_cache_client.schema import TABLES
 from biodata_cache_pipeline.storage import CacheStore
-from biodata_cache_pipeline.tables import TABLES
-from biodata_cache_pipeline.version import version_folder
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 VERSION = version_folder()

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 import biodata_cache_client as bdc
+from biodata_cache_client.layout import version_folder
+from biodata_cache_client.schema import TABLES
 from biodata_cache_client.sources import CopiedS3Source
 from biodata_cache_pipeline.storage import CacheStore
-from biodata_cache_pipeline.tables import TABLES
-from biodata_cache_pipeline.version import version_folder
 
 VERSION = version_folder()
 GENOTYPES = TABLES["unique_genotypes"]

@@ -12,9 +12,9 @@ import pytest
 from dagster import DagsterInstance
 from handmade_corpus import use_local_environment, write_corpus
 
+from biodata_cache_client.layout import version_folder
 from biodata_cache_pipeline.cli import materialize_all
 from biodata_cache_pipeline.storage import CacheStore
-from biodata_cache_pipeline.version import version_folder
 
 SUBJECTS = ["600001", "600002", "600003"]
 

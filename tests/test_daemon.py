@@ -24,10 +24,10 @@ import yaml
 
 from local_servers import free_port
 
+from biodata_cache_client.layout import version_folder
+from biodata_cache_client.schema import TABLES
 from biodata_cache_pipeline.automation import SUBJECTS_TAG
 from biodata_cache_pipeline.sample_corpus import generate_corpus
-from biodata_cache_pipeline.tables import TABLES
-from biodata_cache_pipeline.version import version_folder
 
 PROJECT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -10,9 +10,9 @@ from handmade_corpus import write_corpus
 
 from biodata_cache_pipeline.cli import materialize_all
 from docdb_standin import EMPTY, DocDbStandIn, records_from_folder
+from biodata_cache_client.schema.asset_basics import ASSET_BASICS
 from biodata_cache_pipeline.sources.docdb import DocDbError
 from biodata_cache_pipeline.storage import CacheStore
-from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS
 
 DOCDB_URL = "https://api.allenneuraldynamics.org/v2/metadata_index/data_assets"
 SUBJECTS = [str(600000 + i) for i in range(10)]  # 4 records each: 40 records, 10 listing pages of 4

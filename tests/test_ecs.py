@@ -45,9 +45,9 @@ from local_servers import free_port
 from moto.ecs.models import EC2ContainerServiceBackend
 from moto.server import ThreadedMotoServer
 
+from biodata_cache_client.layout import version_folder
 from biodata_cache_pipeline.automation import SUBJECTS_TAG, nightly_tables, subject_quality_control
 from biodata_cache_pipeline.sample_corpus import generate_corpus
-from biodata_cache_pipeline.version import version_folder
 
 PROJECT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

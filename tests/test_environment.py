@@ -33,7 +33,7 @@ def test_local_is_the_default(clean_env, tmp_path):
     assert isinstance(resources["records"], LocalRecordsResource)
     assert resources["records"].root == str(tmp_path) == resources["open_data"].root
     assert resources["sessions"].path == f"{tmp_path}/_foraging/session_table.parquet"
-    assert resources["cache_io_manager"].root.endswith("/.biodata-cache")
+    assert resources["cache"].root.endswith("/.biodata-cache")
     shown = descriptions(resources)
     assert all(text.startswith("[BIODATA_CACHE_ENV=local]") for text in shown.values())
     assert str(tmp_path) in shown["records"] and ".biodata-cache" in shown["cache_io_manager"]
@@ -50,7 +50,7 @@ def test_prod_reads_docdb_open_data_and_session_db_and_writes_s3(clean_env):
     assert records.loopback_port is None
     assert resources["open_data"].root == "s3://aind-open-data"
     assert resources["sessions"].path == SESSION_DB
-    assert resources["cache_io_manager"].root == "s3://allen-data-views/data-asset-cache"
+    assert resources["cache"].root == "s3://allen-data-views/data-asset-cache"
     shown = descriptions(resources)
     assert all(text.startswith("[BIODATA_CACHE_ENV=prod]") for text in shown.values())
     assert "https://api.allenneuraldynamics.org/v2/metadata_index/data_assets" in shown["records"]
@@ -84,7 +84,7 @@ def test_per_resource_overrides_and_docdb_env_vars(clean_env):
         assert (source.page_size, source.batch_size, source.retry.delay) == (50, 20, 0.25)
     assert resources["open_data"].root == "s3://mirror/open-data"
     assert resources["sessions"].path == "s3://mirror/sessions.parquet"
-    assert resources["cache_io_manager"].root == "s3://staging/cache"
+    assert resources["cache"].root == "s3://staging/cache"
     assert "https://docdb.example.org/v2/db/records" in descriptions(resources)["records"]
 
 

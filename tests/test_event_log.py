@@ -21,10 +21,10 @@ from dagster import (
     materialize,
 )
 
+from biodata_cache_client.schema import TABLES
+from biodata_cache_client.schema.quality_control import QUALITY_CONTROL
 from biodata_cache_pipeline.cli import materialize_all
 from biodata_cache_pipeline.event_log import OPEN_DATABASES, PooledSqliteEventLogStorage
-from biodata_cache_pipeline.tables import TABLES
-from biodata_cache_pipeline.tables.quality_control import QUALITY_CONTROL
 from handmade_corpus import use_local_environment, write_corpus
 
 PROJECT = Path(__file__).resolve().parents[1]

@@ -20,12 +20,11 @@ from handmade_corpus import asset_name, remove_record, use_local_environment, wr
 from pyarrow.fs import FileSelector
 
 import biodata_cache_client as bdc
-from biodata_cache_pipeline.build_history import BUILD_ID, HISTORY_OBJECTS_FOLDER, Retention, prune, record_build
-from biodata_cache_pipeline.cli import main as pipeline_main
-from biodata_cache_pipeline.cli import materialize_all
+from biodata_cache_client.layout import BUILD_ID, HISTORY_OBJECTS_FOLDER, version_folder
+from biodata_cache_client.schema import TABLES
+from biodata_cache_pipeline.build_history import Retention, prune, record_build
+from biodata_cache_pipeline.cli import main as pipeline_main, materialize_all
 from biodata_cache_pipeline.storage import CacheStore
-from biodata_cache_pipeline.tables import TABLES
-from biodata_cache_pipeline.version import version_folder
 
 VERSION = version_folder()
 SUBJECTS = ["1", "2", "3", "4", "5", "6"]  # enough that removing one subject passes the publish guard

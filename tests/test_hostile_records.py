@@ -25,12 +25,8 @@ from biodata_cache_pipeline.sources.local_folder import LocalFolderSource
 from biodata_cache_pipeline.sources.open_data import OpenDataStore
 from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS_ATTRIBUTES, build_asset_basics
 from biodata_cache_pipeline.tables.behavior_curriculum import build_behavior_curriculum
-from biodata_cache_pipeline.tables.quality_control import (
-    QUALITY_CONTROL_ATTRIBUTES,
-    asset_qc,
-    build_platform_qc,
-    build_quality_control,
-)
+from biodata_cache_pipeline.tables.platform_qc import asset_qc, build_platform_qc
+from biodata_cache_pipeline.tables.quality_control import QUALITY_CONTROL_ATTRIBUTES, build_quality_control
 
 SURROGATE = "\\udcff"  # the JSON escape, as it stands in a file: json reads it as a lone surrogate
 

@@ -8,10 +8,11 @@ import pytest
 from dagster import AssetKey, DagsterInstance, asset, materialize
 from handmade_corpus import remove_record, write_record
 
+from biodata_cache_client.layout import version_folder
 from biodata_cache_pipeline.assets import ALL_ASSETS, SUBJECT_PARTITIONS
+from biodata_cache_pipeline.cache_resource import CacheResource
 from biodata_cache_pipeline.io_manager import CacheIOManager
 from biodata_cache_pipeline.resources import LocalRecordsResource
-from biodata_cache_pipeline.version import version_folder
 
 VERSION = version_folder()
 # quality_control and the record snapshot it reads, refreshed in the same run.
@@ -26,10 +27,12 @@ def run_qc(tmp_path):
         write_record(samples, f"asset{i}_2025-01-02_03-04-05", subject, metrics=i)
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(SUBJECT_PARTITIONS.name, UNUSUAL_SUBJECTS)
+    cache_resource = CacheResource(root=str(cache))
     resources = {
         "records": LocalRecordsResource(root=str(samples)),
+        "cache": cache_resource,
         # Removing one of these tiny subjects drops a third of the rows: allow it past the publish guard.
-        "cache_io_manager": CacheIOManager(root=str(cache), max_row_drop_fraction=0.5),
+        "cache_io_manager": CacheIOManager(cache=cache_resource, max_row_drop_fraction=0.5),
     }
 
     def run(*subjects: str):
@@ -100,7 +103,7 @@ def test_an_asset_returning_the_wrong_partitions_fails_and_writes_nothing(tmp_pa
         [wrong_partitions],
         instance=instance,
         partition_key="1",
-        resources={"cache_io_manager": CacheIOManager(root=str(tmp_path))},
+        resources={"cache_io_manager": CacheIOManager(cache=CacheResource(root=str(tmp_path)))},
         raise_on_error=False,
     )
     assert not result.success
@@ -116,22 +119,24 @@ def test_a_partitioned_build_losing_too_many_rows_is_refused_and_keeps_its_parti
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(SUBJECT_PARTITIONS.name, subjects)
     qc = QC_AND_SNAPSHOT
+    cache_resource = CacheResource(root=str(cache))
 
     def run(io_manager: CacheIOManager):
         return materialize(qc, instance=instance, raise_on_error=False,
-                           resources={"records": LocalRecordsResource(root=str(samples)), "cache_io_manager": io_manager},
+                           resources={"records": LocalRecordsResource(root=str(samples)), "cache": cache_resource,
+                                      "cache_io_manager": io_manager},
                            tags={"dagster/asset_partition_range_start": "1", "dagster/asset_partition_range_end": "3"})
 
-    assert run(CacheIOManager(root=str(cache))).success
+    assert run(CacheIOManager(cache=cache_resource)).success
     gone = samples / "asset1_2025-01-02_03-04-05"
     (gone / "metadata.nd.json").unlink()
     gone.rmdir()
 
-    refused = run(CacheIOManager(root=str(cache)))
+    refused = run(CacheIOManager(cache=cache_resource))
 
     assert not refused.success
     assert (cache / VERSION / "qc" / "subject_id=2" / "data.pqt").is_file()
     assert json.loads((cache / VERSION / "cache_registry" / "quality_control.json").read_text())["build"]["row_count"] == 12
-    assert run(CacheIOManager(root=str(cache), force_publish=True)).success
+    assert run(CacheIOManager(cache=cache_resource, force_publish=True)).success
     assert not (cache / VERSION / "qc" / "subject_id=2").exists()
     assert json.loads((cache / VERSION / "cache_registry" / "quality_control.json").read_text())["build"]["row_count"] == 8

@@ -11,12 +11,12 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import AssetKey, DagsterInstance, DynamicPartitionsDefinition, StaticPartitionsDefinition
 
+from biodata_cache_client.layout import version_folder
+from biodata_cache_client.schema import TABLES
+from biodata_cache_client.schema.foraging_sessions import FORAGING_SESSIONS
 from biodata_cache_pipeline.cli import materialize_all
 from biodata_cache_pipeline.sample_corpus import generate_corpus
 from biodata_cache_pipeline.storage import CacheStore
-from biodata_cache_pipeline.tables import TABLES
-from biodata_cache_pipeline.tables.foraging import FORAGING_SESSIONS
-from biodata_cache_pipeline.version import version_folder
 
 PROJECT = Path(__file__).resolve().parents[1]
 VERSION = version_folder()

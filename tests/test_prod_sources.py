@@ -23,12 +23,13 @@ from dagster import DagsterInstance
 from fixture_records import FIXTURE_RECORDS
 from biodata_cache_pipeline.cli import BuildOutcome, materialize_all
 from docdb_standin import DROP, DocDbStandIn, records_from_folder
-from biodata_cache_pipeline.sample_corpus import generate_corpus
+from biodata_cache_client.layout import version_folder
+from biodata_cache_client.schema import TABLES
 from biodata_cache_pipeline.records import normalize_record
+from biodata_cache_pipeline.sample_corpus import generate_corpus
 from biodata_cache_pipeline.sources.docdb import DocDbError, DocDbSource, RetryPolicy
 from biodata_cache_pipeline.storage import CacheStore
-from biodata_cache_pipeline.tables import RECORD_FIELDS, TABLES
-from biodata_cache_pipeline.version import version_folder
+from biodata_cache_pipeline.tables import RECORD_FIELDS
 
 OPEN_DATA_BUCKET = "aind-open-data"
 CACHE_BUCKET = "prod-like-cache"

@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import DagsterInstance
 
+from biodata_cache_client.layout import version_folder
 from biodata_cache_pipeline.automation import nightly_run_tags
 from biodata_cache_pipeline.cli import materialize_all
 from biodata_cache_pipeline.definitions import build_definitions
@@ -17,7 +18,6 @@ from biodata_cache_pipeline.publish_guard import publish_refusal
 from biodata_cache_pipeline.sample_corpus import generate_corpus
 from biodata_cache_pipeline.sources.local_folder import is_asset_folder_name
 from biodata_cache_pipeline.storage import CacheStore
-from biodata_cache_pipeline.version import version_folder
 
 PROJECT = Path(__file__).resolve().parents[1]
 

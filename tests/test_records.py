@@ -27,12 +27,13 @@ from biodata_cache_pipeline.records import (
     normalize_record,
     parse_utc,
 )
-from biodata_cache_pipeline.tables.asset_basics import build_asset_basics
-from biodata_cache_pipeline.tables.fib import build_platform_fib
-from biodata_cache_pipeline.tables.quality_control import asset_qc, build_platform_qc, build_quality_control
-from biodata_cache_pipeline.tables.smartspim import build_assets_smartspim
-from biodata_cache_pipeline.tables.source_data import build_source_data
 from biodata_cache_pipeline.sources.open_data import OpenDataStore
+from biodata_cache_pipeline.tables.asset_basics import build_asset_basics
+from biodata_cache_pipeline.tables.assets_smartspim import build_assets_smartspim
+from biodata_cache_pipeline.tables.platform_fib import build_platform_fib
+from biodata_cache_pipeline.tables.platform_qc import asset_qc, build_platform_qc
+from biodata_cache_pipeline.tables.quality_control import build_quality_control
+from biodata_cache_pipeline.tables.source_data import build_source_data
 
 
 

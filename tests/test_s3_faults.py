@@ -12,9 +12,9 @@ import boto3
 import pytest
 from dagster import DagsterEventType, DagsterInstance
 
+from biodata_cache_client.layout import version_folder
+from biodata_cache_client.schema import TABLES
 from biodata_cache_pipeline.cli import BuildOutcome, _reason, materialize_all
-from biodata_cache_pipeline.tables import TABLES
-from biodata_cache_pipeline.version import version_folder
 from s3_faults import SLOW_DOWN, FaultProxy, FaultRule, every, proxies
 
 VERSION = version_folder()

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytest
 
 import biodata_cache_client as bdc
-from biodata_cache_pipeline.version import version_folder
+from biodata_cache_client.layout import version_folder
 
 pytestmark = pytest.mark.usefixtures("client_settings")
 INJECTION = "x' OR 1=1 --"

@@ -28,16 +28,10 @@ from biodata_cache_pipeline.sources.local_folder import LocalFolderRecords, Loca
 from biodata_cache_pipeline.sources.open_data import OpenDataStore
 from biodata_cache_pipeline.tables import RECORD_FIELDS
 from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS_ATTRIBUTES, build_asset_basics
-from biodata_cache_pipeline.tables.fib import PLATFORM_FIB_ATTRIBUTES, build_platform_fib
-from biodata_cache_pipeline.tables.quality_control import (
-    PLATFORM_QC_ATTRIBUTES,
-    PLATFORMS,
-    QUALITY_CONTROL_ATTRIBUTES,
-    asset_qc,
-    build_platform_qc,
-    build_quality_control,
-)
-from biodata_cache_pipeline.tables.smartspim import ASSETS_SMARTSPIM_ATTRIBUTES, build_assets_smartspim
+from biodata_cache_pipeline.tables.assets_smartspim import ASSETS_SMARTSPIM_ATTRIBUTES, build_assets_smartspim
+from biodata_cache_pipeline.tables.platform_fib import PLATFORM_FIB_ATTRIBUTES, build_platform_fib
+from biodata_cache_pipeline.tables.platform_qc import PLATFORM_QC_ATTRIBUTES, PLATFORMS, asset_qc, build_platform_qc
+from biodata_cache_pipeline.tables.quality_control import QUALITY_CONTROL_ATTRIBUTES, build_quality_control
 from biodata_cache_pipeline.tables.source_data import SOURCE_DATA_ATTRIBUTES, build_source_data
 
 

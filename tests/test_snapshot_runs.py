@@ -18,9 +18,9 @@ import pytest
 from dagster import AssetKey, DagsterInstance
 from handmade_corpus import use_local_environment
 
+from biodata_cache_client.layout import version_folder
 from biodata_cache_pipeline.cli import materialize_all
 from biodata_cache_pipeline.sample_corpus import generate_corpus
-from biodata_cache_pipeline.version import version_folder
 
 PROJECT = Path(__file__).resolve().parents[1]
 

@@ -19,8 +19,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-from biodata_cache_pipeline.storage import CacheStore
-from biodata_cache_pipeline.tables.declaration import (
+from biodata_cache_client.schema.declaration import (
     BOOL,
     DOUBLE,
     INT64,
@@ -31,6 +30,7 @@ from biodata_cache_pipeline.tables.declaration import (
     SchemaMismatch,
     TableSpec,
 )
+from biodata_cache_pipeline.storage import CacheStore
 
 VERSION = "bdc-v0.1"
 

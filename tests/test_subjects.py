@@ -3,8 +3,8 @@
 import pyarrow as pa
 import pytest
 
+from biodata_cache_client.schema.asset_basics import ASSET_BASICS
 from biodata_cache_pipeline.subjects import partition_key_problem, plan_subject_refresh, subject_fingerprints
-from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS
 
 
 @pytest.mark.parametrize("key", ["828418", "007", "a/b c", "50%,ü", "x" * 200, "Mouse 1 (left)", "a..b", "-"])

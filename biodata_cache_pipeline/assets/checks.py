@@ -11,10 +11,14 @@ constraint. They are blocking: a failed check fails its run (and `materialize`) 
 assets that read the table.
 """
 
-from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, ResourceParam, asset_check
+from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, asset_check
 
+from biodata_cache_client.schema import TABLES
+from biodata_cache_client.schema.asset_basics import ASSET_BASICS
+from biodata_cache_client.schema.declaration import TableSpec
+from biodata_cache_client.schema.quality_control import QUALITY_CONTROL
 from biodata_cache_pipeline.assets.quality import SUBJECT_PARTITIONS
-from biodata_cache_pipeline.io_manager import CacheIOManager
+from biodata_cache_pipeline.cache_resource import CacheResource
 from biodata_cache_pipeline.storage import CacheStore
 from biodata_cache_pipeline.subjects import partition_key_problem
 from biodata_cache_pipeline.table_checks import (
@@ -23,10 +27,6 @@ from biodata_cache_pipeline.table_checks import (
     schema_problems,
     unique_problems,
 )
-from biodata_cache_pipeline.tables import TABLES
-from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS
-from biodata_cache_pipeline.tables.declaration import TableSpec
-from biodata_cache_pipeline.tables.quality_control import QUALITY_CONTROL
 
 SHOWN = 10  # problems listed in a check result
 
@@ -54,8 +54,8 @@ def _schema_check(spec: TableSpec):
         description=f"The stored parquet schema of {spec.name} equals its declaration (columns, order, types).",
         blocking=True,
     )
-    def _check(context: AssetCheckExecutionContext, cache_io_manager: ResourceParam[CacheIOManager]) -> AssetCheckResult:
-        store = cache_io_manager.store()
+    def _check(context: AssetCheckExecutionContext, cache: CacheResource) -> AssetCheckResult:
+        store = cache.store()
         objects = _checked_partitions(context, store, spec) if spec.partitioned else [None]
         problems = []
         for key in objects:
@@ -75,8 +75,8 @@ def _schema_check(spec: TableSpec):
     description="Every asset_basics row has a distinct record _id (nulls aside), as declared.",
     blocking=True,
 )
-def id_unique(cache_io_manager: ResourceParam[CacheIOManager]) -> AssetCheckResult:
-    stored = cache_io_manager.store().read_columns(ASSET_BASICS, list(ASSET_BASICS.unique))
+def id_unique(cache: CacheResource) -> AssetCheckResult:
+    stored = cache.store().read_columns(ASSET_BASICS, list(ASSET_BASICS.unique))
     return _result(unique_problems(ASSET_BASICS, stored), rows=stored.num_rows)
 
 
@@ -87,9 +87,9 @@ def id_unique(cache_io_manager: ResourceParam[CacheIOManager]) -> AssetCheckResu
     blocking=True,
 )
 def no_null_partition_keys(
-    context: AssetCheckExecutionContext, cache_io_manager: ResourceParam[CacheIOManager]
+    context: AssetCheckExecutionContext, cache: CacheResource
 ) -> AssetCheckResult:
-    store = cache_io_manager.store()
+    store = cache.store()
     problems = [
         f"partition key {key!r}: {problem}"
         for key in context.instance.get_dynamic_partitions(SUBJECT_PARTITIONS.name)

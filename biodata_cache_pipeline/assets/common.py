@@ -9,12 +9,14 @@ from pathlib import Path
 import pyarrow as pa
 from dagster import Output, TableColumn, TableSchema
 
+from biodata_cache_client import schema
+from biodata_cache_client.collector import collector_paused
+from biodata_cache_client.schema.declaration import TableSpec
 from biodata_cache_pipeline import names, tables
-from biodata_cache_pipeline.collector import collector_paused
-from biodata_cache_pipeline.io_manager import INPUT_METADATA_KEY, IO_MANAGER_KEY, SOURCE_METADATA_KEY, CacheIOManager
+from biodata_cache_pipeline.cache_resource import INPUT_METADATA_KEY, CacheResource
+from biodata_cache_pipeline.io_manager import IO_MANAGER_KEY, SOURCE_METADATA_KEY
 from biodata_cache_pipeline.records import RecordTally
 from biodata_cache_pipeline.snapshot import RecordSnapshot, code_version, fingerprint, to_records
-from biodata_cache_pipeline.tables.declaration import TableSpec
 
 OWNERS = ["team:biodata-cache"]
 SNAPSHOT_ASSET = "record_snapshot"
@@ -30,9 +32,9 @@ def writer_pool(spec: TableSpec) -> str:
     return f"cache_table_{spec.name}"
 
 
-def read_snapshot(cache_io_manager: CacheIOManager) -> RecordSnapshot:
+def read_snapshot(cache: CacheResource) -> RecordSnapshot:
     """The stored record snapshot; an error saying how to make it when there is none."""
-    store = cache_io_manager.store()
+    store = cache.store()
     stored = store.open_snapshot()
     if stored is None:
         raise FileNotFoundError(
@@ -44,9 +46,11 @@ def read_snapshot(cache_io_manager: CacheIOManager) -> RecordSnapshot:
 
 @cache
 def _table_code_version() -> str:
-    """Identifies the code that builds tables: the normaliser and readers, the table modules, names.py."""
+    """Identifies the code that builds tables: the normaliser and readers, the table modules and their
+    declarations, names.py."""
     digest = hashlib.sha256(code_version().encode())
-    for path in sorted([*Path(tables.__file__).parent.glob("*.py"), Path(names.__file__)]):
+    folders = (Path(tables.__file__).parent, Path(schema.__file__).parent)
+    for path in sorted([*(path for folder in folders for path in folder.glob("*.py")), Path(names.__file__)]):
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
@@ -59,7 +63,7 @@ def input_fingerprint(spec: TableSpec, *inputs: pa.Table | str) -> str:
 
 def built_unless_unchanged(
     spec: TableSpec,
-    cache_io_manager: CacheIOManager,
+    cache: CacheResource,
     snapshot: RecordSnapshot,
     inputs: pa.Table,
     build: Callable[[pa.Table], tuple[object, dict]],
@@ -70,7 +74,7 @@ def built_unless_unchanged(
     built from inputs with the same fingerprint, that table as it is (the build is skipped)."""
     digest = input_fingerprint(spec, inputs, *other_inputs, *(keys or []))
     metadata = {SOURCE_METADATA_KEY: snapshot.source, INPUT_METADATA_KEY: digest}
-    published = cache_io_manager.published_if_unchanged(spec, digest, keys)
+    published = cache.published_if_unchanged(spec, digest, keys)
     if published is not None:
         return Output(published, metadata={**metadata, "rebuilt": False})
     table, build_metadata = build(inputs)

@@ -2,13 +2,15 @@
 
 
 import pyarrow.compute as pc
-from dagster import Output, ResourceParam, asset
+from dagster import Output, asset
 
+from biodata_cache_client.schema.asset_basics import ASSET_BASICS
+from biodata_cache_client.schema.source_data import SOURCE_DATA
 from biodata_cache_pipeline.assets.common import built_unless_unchanged, from_records, read_snapshot, table_asset
-from biodata_cache_pipeline.io_manager import CacheIOManager
+from biodata_cache_pipeline.cache_resource import CacheResource
 from biodata_cache_pipeline.records import RecordTally
-from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS, ASSET_BASICS_ATTRIBUTES, build_asset_basics
-from biodata_cache_pipeline.tables.source_data import SOURCE_DATA, SOURCE_DATA_ATTRIBUTES, build_source_data
+from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS_ATTRIBUTES, build_asset_basics
+from biodata_cache_pipeline.tables.source_data import SOURCE_DATA_ATTRIBUTES, build_source_data
 from biodata_cache_pipeline.tables.unique_values import UNIQUE_VALUE_TABLES, build_unique_values
 
 GROUP = "metadata"
@@ -22,9 +24,9 @@ def _unique_values_asset(spec, attribute: str):
         return build_unique_values(spec, pc.unique(inputs.column(attribute)).to_pylist()), {}
 
     @asset(**table_asset(spec, GROUP))
-    def _unique_values(cache_io_manager: ResourceParam[CacheIOManager]) -> Output:
-        snapshot = read_snapshot(cache_io_manager)
-        return built_unless_unchanged(spec, cache_io_manager, snapshot, snapshot.table([attribute]), build)
+    def _unique_values(cache: CacheResource) -> Output:
+        snapshot = read_snapshot(cache)
+        return built_unless_unchanged(spec, cache, snapshot, snapshot.table([attribute]), build)
 
     return _unique_values
 
@@ -35,14 +37,14 @@ unique_project_names, unique_subject_ids, unique_genotypes = (
 
 
 @asset(**table_asset(ASSET_BASICS, GROUP))
-def asset_basics(cache_io_manager: ResourceParam[CacheIOManager]) -> Output:
-    snapshot = read_snapshot(cache_io_manager)
+def asset_basics(cache: CacheResource) -> Output:
+    snapshot = read_snapshot(cache)
     inputs = snapshot.table(ASSET_BASICS_ATTRIBUTES + RecordTally.ATTRIBUTES)
-    return built_unless_unchanged(ASSET_BASICS, cache_io_manager, snapshot, inputs, from_records(build_asset_basics))
+    return built_unless_unchanged(ASSET_BASICS, cache, snapshot, inputs, from_records(build_asset_basics))
 
 
 @asset(**table_asset(SOURCE_DATA, GROUP))
-def source_data(cache_io_manager: ResourceParam[CacheIOManager]) -> Output:
-    snapshot = read_snapshot(cache_io_manager)
+def source_data(cache: CacheResource) -> Output:
+    snapshot = read_snapshot(cache)
     inputs = snapshot.table(SOURCE_DATA_ATTRIBUTES + RecordTally.ATTRIBUTES)
-    return built_unless_unchanged(SOURCE_DATA, cache_io_manager, snapshot, inputs, from_records(build_source_data))
+    return built_unless_unchanged(SOURCE_DATA, cache, snapshot, inputs, from_records(build_source_data))

@@ -2,30 +2,31 @@
 
 
 import pyarrow as pa
-from dagster import AssetExecutionContext, MetadataValue, Output, ResourceParam, asset
+from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
+from biodata_cache_client.collector import collector_paused
+from biodata_cache_client.schema.assets_smartspim import ASSETS_SMARTSPIM
+from biodata_cache_client.schema.behavior_curriculum import BEHAVIOR_CURRICULUM
+from biodata_cache_client.schema.foraging_sessions import FORAGING_SESSIONS
+from biodata_cache_client.schema.platform_fib import PLATFORM_FIB
 from biodata_cache_pipeline.assets.common import built_unless_unchanged, from_records, read_snapshot, table_asset
-from biodata_cache_pipeline.collector import collector_paused
-from biodata_cache_pipeline.io_manager import SOURCE_METADATA_KEY, CacheIOManager
+from biodata_cache_pipeline.cache_resource import CacheResource
+from biodata_cache_pipeline.io_manager import SOURCE_METADATA_KEY
 from biodata_cache_pipeline.records import RecordTally
 from biodata_cache_pipeline.resources import ForagingSessionsResource, OpenDataResource
-from biodata_cache_pipeline.tables.behavior_curriculum import BEHAVIOR_CURRICULUM, build_behavior_curriculum
-from biodata_cache_pipeline.tables.fib import PLATFORM_FIB, PLATFORM_FIB_ATTRIBUTES, build_platform_fib
-from biodata_cache_pipeline.tables.foraging import FORAGING_SESSIONS, build_foraging_sessions
-from biodata_cache_pipeline.tables.smartspim import (
-    ASSETS_SMARTSPIM,
-    ASSETS_SMARTSPIM_ATTRIBUTES,
-    build_assets_smartspim,
-)
+from biodata_cache_pipeline.tables.assets_smartspim import ASSETS_SMARTSPIM_ATTRIBUTES, build_assets_smartspim
+from biodata_cache_pipeline.tables.behavior_curriculum import build_behavior_curriculum
+from biodata_cache_pipeline.tables.foraging_sessions import build_foraging_sessions
+from biodata_cache_pipeline.tables.platform_fib import PLATFORM_FIB_ATTRIBUTES, build_platform_fib
 
 GROUP = "platforms"
 
 
 @asset(**table_asset(ASSETS_SMARTSPIM, GROUP))
 def assets_smartspim(
-    source_data: pa.Table, open_data: OpenDataResource, cache_io_manager: ResourceParam[CacheIOManager]
+    source_data: pa.Table, open_data: OpenDataResource, cache: CacheResource
 ) -> Output:
-    snapshot, tally = read_snapshot(cache_io_manager), RecordTally()
+    snapshot, tally = read_snapshot(cache), RecordTally()
     records_read = tally.track(snapshot.records(ASSETS_SMARTSPIM_ATTRIBUTES + tally.ATTRIBUTES))
     with collector_paused():
         table = build_assets_smartspim(records_read, source_data, open_data.store())
@@ -33,10 +34,10 @@ def assets_smartspim(
 
 
 @asset(**table_asset(PLATFORM_FIB, GROUP))
-def platform_fib(cache_io_manager: ResourceParam[CacheIOManager]) -> Output:
-    snapshot = read_snapshot(cache_io_manager)
+def platform_fib(cache: CacheResource) -> Output:
+    snapshot = read_snapshot(cache)
     inputs = snapshot.table(PLATFORM_FIB_ATTRIBUTES + RecordTally.ATTRIBUTES)
-    return built_unless_unchanged(PLATFORM_FIB, cache_io_manager, snapshot, inputs, from_records(build_platform_fib))
+    return built_unless_unchanged(PLATFORM_FIB, cache, snapshot, inputs, from_records(build_platform_fib))
 
 
 @asset(**table_asset(FORAGING_SESSIONS, GROUP, deps=()))
@@ -52,9 +53,9 @@ def foraging_sessions(context: AssetExecutionContext, sessions: ForagingSessions
 
 @asset(**table_asset(BEHAVIOR_CURRICULUM, GROUP, deps=()))
 def behavior_curriculum(
-    asset_basics: pa.Table, open_data: OpenDataResource, cache_io_manager: ResourceParam[CacheIOManager]
+    asset_basics: pa.Table, open_data: OpenDataResource, cache: CacheResource
 ) -> Output:
-    previous = cache_io_manager.read_published(BEHAVIOR_CURRICULUM)
+    previous = cache.read_published(BEHAVIOR_CURRICULUM)
     with collector_paused():
         table, reused = build_behavior_curriculum(asset_basics, open_data.store(), previous)
     return Output(

@@ -14,30 +14,29 @@ from dagster import (
     BetaWarning,
     DynamicPartitionsDefinition,
     Output,
-    ResourceParam,
     StaticPartitionsDefinition,
     asset,
 )
 
+from biodata_cache_client.collector import collector_paused
+from biodata_cache_client.schema.asset_basics import ASSET_BASICS
+from biodata_cache_client.schema.platform_qc import PLATFORM_QC
+from biodata_cache_client.schema.quality_control import QUALITY_CONTROL
 from biodata_cache_pipeline.assets.common import SNAPSHOT_ASSET, built_unless_unchanged, read_snapshot, table_asset
-from biodata_cache_pipeline.collector import collector_paused
-from biodata_cache_pipeline.io_manager import SOURCE_METADATA_KEY, CacheIOManager, PartitionedBuild
+from biodata_cache_pipeline.cache_resource import CacheResource
+from biodata_cache_pipeline.io_manager import SOURCE_METADATA_KEY, PartitionedBuild
 from biodata_cache_pipeline.records import RecordTally
 from biodata_cache_pipeline.snapshot import to_records
 from biodata_cache_pipeline.subjects import FINGERPRINT_COLUMNS, subject_fingerprints
-from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS
-from biodata_cache_pipeline.tables.quality_control import (
-    PLATFORM_QC,
+from biodata_cache_pipeline.tables.platform_qc import (
     PLATFORM_QC_ATTRIBUTES,
     PLATFORM_QC_BASICS_COLUMNS,
     PLATFORMS,
-    QUALITY_CONTROL,
-    QUALITY_CONTROL_ATTRIBUTES,
     asset_qc,
     build_platform_qc,
-    build_quality_control,
     platform_matches,
 )
+from biodata_cache_pipeline.tables.quality_control import QUALITY_CONTROL_ATTRIBUTES, build_quality_control
 
 GROUP = "quality_control"
 SUBJECT_PARTITIONS = DynamicPartitionsDefinition(name="subject_id")
@@ -51,10 +50,10 @@ warnings.filterwarnings("ignore", category=BetaWarning, message="Parameter `back
     partitions_def=SUBJECT_PARTITIONS,
     backfill_policy=BackfillPolicy.single_run(),
 )
-def quality_control(context: AssetExecutionContext, cache_io_manager: ResourceParam[CacheIOManager]) -> Output:
+def quality_control(context: AssetExecutionContext, cache: CacheResource) -> Output:
     """Each partition is stamped with its subject's asset_basics fingerprint (change detection).
     A requested subject without records gets None: its partition is removed."""
-    snapshot, tally = read_snapshot(cache_io_manager), RecordTally()
+    snapshot, tally = read_snapshot(cache), RecordTally()
     subjects = context.partition_keys
     tables = dict.fromkeys(subjects)
     with collector_paused():
@@ -62,7 +61,7 @@ def quality_control(context: AssetExecutionContext, cache_io_manager: ResourcePa
             tally.add(to_records(rows.select(list(tally.ATTRIBUTES))))
             tables.update(build_quality_control(rows, found))
     removed = sorted(key for key, table in tables.items() if table is None)
-    basics = cache_io_manager.read_published(ASSET_BASICS, FINGERPRINT_COLUMNS)
+    basics = cache.read_published(ASSET_BASICS, FINGERPRINT_COLUMNS)
     fingerprints = {} if basics is None else subject_fingerprints(basics)
     return Output(
         PartitionedBuild(tables, {key: fingerprints.get(key) for key in tables}),
@@ -81,7 +80,7 @@ def quality_control(context: AssetExecutionContext, cache_io_manager: ResourcePa
     backfill_policy=BackfillPolicy.single_run(),
 )
 def platform_qc(
-    context: AssetExecutionContext, asset_basics: pa.Table, cache_io_manager: ResourceParam[CacheIOManager]
+    context: AssetExecutionContext, asset_basics: pa.Table, cache: CacheResource
 ) -> Output:
     keys = context.partition_keys
     platforms = [PLATFORMS[key] for key in keys]
@@ -91,7 +90,7 @@ def platform_qc(
         for row in basics.select(["name", "modalities", "acquisition_type"]).to_pylist()
         if any(platform_matches(p, row["modalities"] or [], row["acquisition_type"]) for p in platforms)
     }
-    snapshot = read_snapshot(cache_io_manager)
+    snapshot = read_snapshot(cache)
     inputs = snapshot.table(PLATFORM_QC_ATTRIBUTES + RecordTally.ATTRIBUTES, where=("name", candidates))
 
     def build(qc_records):
@@ -100,4 +99,4 @@ def platform_qc(
             qc_by_name = {r.name: asset_qc(r) for r in tally.track(to_records(qc_records)) if r.has_qc}
             return {key: build_platform_qc(basics, qc_by_name, key) for key in keys}, tally.metadata()
 
-    return built_unless_unchanged(PLATFORM_QC, cache_io_manager, snapshot, inputs, build, basics, keys=keys)
+    return built_unless_unchanged(PLATFORM_QC, cache, snapshot, inputs, build, basics, keys=keys)

@@ -1,10 +1,10 @@
 """The records source (external: DocDB or a folder of asset folders) and the record snapshot that
 every table is built from, refreshed incrementally (`snapshot_refresh.py`)."""
 
-from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, MetadataValue, ResourceParam, asset
+from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, MetadataValue, asset
 
 from biodata_cache_pipeline.assets.common import OWNERS, SNAPSHOT_ASSET
-from biodata_cache_pipeline.io_manager import CacheIOManager
+from biodata_cache_pipeline.cache_resource import CacheResource
 from biodata_cache_pipeline.resources import RecordsResource
 from biodata_cache_pipeline.snapshot import RecordSnapshot
 from biodata_cache_pipeline.snapshot_refresh import refresh_snapshot
@@ -33,12 +33,12 @@ metadata_records = AssetSpec(
     pool=f"cache_table_{SNAPSHOT_ASSET}",
 )
 def record_snapshot(
-    context: AssetExecutionContext, records: RecordsResource, cache_io_manager: ResourceParam[CacheIOManager]
+    context: AssetExecutionContext, records: RecordsResource, cache: CacheResource
 ) -> MaterializeResult:
     source, warnings = records.source(), records.warnings()
     for warning in warnings:
         context.log.warning(warning)
-    store = cache_io_manager.store()
+    store = cache.store()
     stored = store.open_snapshot()
     with store.snapshot_output() as output:
         previous = RecordSnapshot(stored) if stored else None

@@ -23,9 +23,9 @@ from typing import Any
 import orjson
 import pyarrow.fs as pafs
 
+from biodata_cache_client.storage import filesystem_for
 from biodata_cache_pipeline.records import NormalizedRecord, normalize_record
 from biodata_cache_pipeline.sources import ChangedRecords
-from biodata_cache_pipeline.storage import filesystem_for
 
 WHOLE_RECORD_FILE = "metadata.nd.json"
 # core file -> record section; the v1 names map onto the same sections as in their own layout.

@@ -15,7 +15,7 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-from biodata_cache_pipeline.storage import filesystem_for
+from biodata_cache_client.storage import filesystem_for
 
 
 class OpenDataStore:

@@ -8,21 +8,10 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from biodata_cache_client.schema.behavior_curriculum import BEHAVIOR_CURRICULUM
 from biodata_cache_pipeline.records import is_text
 from biodata_cache_pipeline.sources.open_data import OpenDataStore
-from biodata_cache_pipeline.tables.declaration import INT64, STRING, Column, TableSpec
 
-BEHAVIOR_CURRICULUM = TableSpec(
-    name="behavior_curriculum",
-    description="Curriculum and stage of each behavior asset, from its trainer-state file.",
-    type="platform",
-    columns=(
-        Column("asset_name", STRING, "Asset name."),
-        Column("curriculum_name", STRING, "curriculum.name of the trainer state."),
-        Column("stage_name", STRING, "stage.name of the trainer state."),
-        Column("stage_node_id", INT64, "Integer key of the curriculum graph node named like the stage."),
-    ),
-)
 
 TRAINER_STATE_PLACES = (("behavior", "trainer_state"), ("behavior/Logs/.launcher", "TrainerState_"))
 

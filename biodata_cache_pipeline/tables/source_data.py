@@ -7,20 +7,9 @@ from collections.abc import Iterable
 
 import pyarrow as pa
 
+from biodata_cache_client.schema.source_data import SOURCE_DATA
 from biodata_cache_pipeline.records import NormalizedRecord
-from biodata_cache_pipeline.tables.declaration import STRING, Column, TableSpec
 
-SOURCE_DATA = TableSpec(
-    name="source_data",
-    description="Derived assets and the assets they were made from (data_description.source_data).",
-    type="asset",
-    columns=(
-        Column("name", STRING, "Derived asset name."),
-        Column("source_data", STRING, "Name of a source asset; empty string when none is listed."),
-        Column("pipeline_name", STRING, "processing.pipelines[0].name, or empty string."),
-        Column("processing_time", STRING, "YYYY-MM-DD_HH-MM-SS at the end of the name, or empty string."),
-    ),
-)
 # The record paths source_data reads (its DocDB projection), 1.x fallbacks included.
 SOURCE_DATA_FIELDS = (
     "name", "data_description.data_level", "data_description.source_data", "data_description.input_data_name",

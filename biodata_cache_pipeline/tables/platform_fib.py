@@ -6,22 +6,9 @@ from collections.abc import Iterable
 
 import pyarrow as pa
 
+from biodata_cache_client.schema.platform_fib import PLATFORM_FIB
 from biodata_cache_pipeline.records import NormalizedRecord
-from biodata_cache_pipeline.tables.declaration import STRING, Column, TableSpec
 
-PLATFORM_FIB = TableSpec(
-    name="platform_fib",
-    description="Fiber photometry assets: which patch cord and channel recorded which fiber and structure.",
-    type="platform",
-    columns=(
-        Column("asset_name", STRING, "Asset name."),
-        Column("fiber", STRING, "Implanted fiber name, underscores as spaces (Fiber 0)."),
-        Column("patch_cord", STRING, "Patch cord connected to the fiber."),
-        Column("channel", STRING, "Channel name of the patch cord config."),
-        Column("intended_measurement", STRING, "Channel's intended measurement, or 'missing'."),
-        Column("targeted_structure", STRING, "Primary targeted structure acronym of the fiber, or 'missing'."),
-    ),
-)
 
 # The record paths platform_fib reads (its DocDB projection), 1.x fallbacks included.
 PLATFORM_FIB_FIELDS = (

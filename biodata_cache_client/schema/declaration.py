@@ -1,8 +1,9 @@
 """Table declarations: the one place each cache table's columns, types and layout are stated.
 
-A `TableSpec` is declared next to the function that builds the table. Everything else derives
-from it: the Arrow schema and the constraints enforced on write, the object path, the registry
-entry, the column sidecar, and the Dagster column schema shown in the UI.
+A `TableSpec` is declared in `biodata_cache_client/schema/<table>.py`, the contract between the
+pipeline that builds the table and the client that reads it. Everything else derives from it:
+the Arrow schema and the constraints enforced on write, the object path, the registry entry, the
+column sidecar, the Dagster column schema shown in the UI and the client's typed frames.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class Column:
     description: str
     # Names this column had in older version folders; readers map them when upgrading on read.
     previous_names: tuple[str, ...] = ()
+    # The values of an ordered categorical, lowest first: readers give them in this order.
+    categories: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,242 @@
+"""A cache root on S3 (`s3://bucket/prefix`): reads retried with backoff, each write one PUT.
+
+S3 settings come from the standard AWS environment: `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`,
+`AWS_REGION` / `AWS_DEFAULT_REGION` (else the bucket's region is looked up), and credentials from
+boto3's chain (environment, profile, role); without credentials access is anonymous.
+
+Every read request (HEAD, listing, each ranged read of a parquet file) goes through `retried`: the
+AWS SDK inside pyarrow does not retry all transient failures (a 503 SlowDown answering a small
+ranged read surfaces as `Failed to flush response stream`), and a read that still fails raises
+`CacheReadError` naming the object. Writes keep the SDK's retries (and botocore's for the boto3
+calls); a boto3 failure raises an `OSError` naming the object. A read-modify-write (`update`) is a
+conditional PUT (If-Match the ETag read, or If-None-Match for a new object), tried again when a
+concurrent writer won the race.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import cached_property
+from typing import TypeVar
+from urllib.parse import quote, urlsplit
+
+import boto3
+import pyarrow as pa
+import pyarrow.fs as pafs
+from boto3.exceptions import S3UploadFailedError
+from botocore.exceptions import BotoCoreError, ClientError
+
+from biodata_cache_client.errors import CacheReadError
+from biodata_cache_client.storage.base import Storage
+
+READ_ATTEMPTS = 5
+FIRST_BACKOFF = 0.1  # seconds before the second attempt, doubling (with jitter) for each next one
+READ_ADVICE = "check the network and the AWS settings (AWS_ENDPOINT_URL, credentials), then try again"
+UPDATE_ATTEMPTS = 10
+# S3 answers a conditional PUT that lost a race with 412, or 409 while a competing write is in flight.
+RETRYABLE_CONDITIONAL_ERRORS = ("PreconditionFailed", "ConditionalRequestConflict")
+T = TypeVar("T")
+
+
+class S3Storage(Storage):
+    def __init__(self, root_path: str, filesystem: pafs.S3FileSystem | None = None):
+        bucket = root_path.split("/", 1)[0]
+        super().__init__(filesystem or s3_filesystem(bucket), root_path, f"s3://{root_path}")
+
+    @cached_property
+    def read_filesystem(self) -> pafs.FileSystem:
+        return pafs.PyFileSystem(RetryingS3Handler(self.filesystem))
+
+    def url(self, relative: str) -> str:
+        bucket, _, key = self.path(relative).partition("/")
+        return f"https://{bucket}.s3.amazonaws.com/{quote(key)}"
+
+    def put(self, relative: str, data: bytes) -> None:
+        with self.filesystem.open_output_stream(self.path(relative)) as out:
+            out.write(data)
+
+    def publish_file(self, local_path: str, relative: str) -> None:
+        """A managed upload: the object appears whole or not at all."""
+        bucket, key = self._bucket_key(relative)
+        with self._naming_failures(relative, "write"):
+            self._client.upload_file(local_path, bucket, key)
+
+    def delete(self, relative: str) -> None:
+        """Via boto3: pyarrow's S3 delete leaves empty "folder/" marker objects behind."""
+        bucket, key = self._bucket_key(relative)
+        with self._naming_failures(relative, "delete"):
+            self._client.delete_object(Bucket=bucket, Key=key)
+
+    def update(self, relative: str, change: Callable[[bytes | None], bytes | None]) -> None:
+        bucket, key = self._bucket_key(relative)
+        with self._naming_failures(relative, "update"):
+            for attempt in range(UPDATE_ATTEMPTS):
+                try:
+                    current = self._client.get_object(Bucket=bucket, Key=key)
+                except ClientError as error:
+                    if _error_code(error) != "NoSuchKey":
+                        raise
+                    data, condition = None, {"IfNoneMatch": "*"}
+                else:
+                    data, condition = current["Body"].read(), {"IfMatch": current["ETag"]}
+                new = change(data)
+                if new is None:
+                    return
+                try:
+                    self._client.put_object(
+                        Bucket=bucket, Key=key, Body=new, ContentType="application/json", **condition
+                    )
+                    return
+                except ClientError as error:
+                    if _error_code(error) not in RETRYABLE_CONDITIONAL_ERRORS:
+                        raise
+                time.sleep(random.uniform(0, min(1.0, 0.05 * 2**attempt)))
+        raise RuntimeError(
+            f"could not update {self.describe(relative)}: "
+            f"{UPDATE_ATTEMPTS} conditional writes lost to concurrent writers"
+        )
+
+    @cached_property
+    def _client(self):
+        region = self.filesystem.region or env_region()
+        return boto3.client("s3", endpoint_url=env_endpoint_url(), region_name=region)
+
+    def _bucket_key(self, relative: str) -> tuple[str, str]:
+        bucket, key = self.path(relative).split("/", 1)
+        return bucket, key
+
+    @contextmanager
+    def _naming_failures(self, relative: str, action: str) -> Iterator[None]:
+        """A boto3 failure (after botocore's own retries) as an `OSError` naming the object."""
+        try:
+            yield
+        except (ClientError, BotoCoreError, S3UploadFailedError) as error:
+            raise OSError(f"could not {action} {self.describe(relative)}: {error}") from error
+
+
+def retried(operation: Callable[[], T], what: str) -> T:
+    """`operation()`, retried with backoff; the last failure raises `CacheReadError` naming `what`.
+
+    An absent object (`FileNotFoundError`) is an answer, not a failure: it is raised at once.
+    """
+    attempt = 1
+    while True:
+        try:
+            return operation()
+        except FileNotFoundError:
+            raise
+        except OSError as error:
+            if attempt == READ_ATTEMPTS:
+                raise CacheReadError(
+                    f"could not read {what} ({READ_ATTEMPTS} attempts): {one_line(error)}; {READ_ADVICE}"
+                ) from error
+        time.sleep(FIRST_BACKOFF * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))
+        attempt += 1
+
+
+class RetryingS3Handler(pafs.FileSystemHandler):
+    """Read-only access to an S3 filesystem in which every request goes through `retried`."""
+
+    def __init__(self, s3: pafs.S3FileSystem):
+        self.s3 = s3
+
+    def get_type_name(self) -> str:
+        return "retrying-s3"
+
+    def normalize_path(self, path: str) -> str:
+        return self.s3.normalize_path(path)
+
+    def get_file_info(self, paths: list[str]) -> list[pafs.FileInfo]:
+        return retried(lambda: self.s3.get_file_info(paths), ", ".join(_s3_uri(path) for path in paths))
+
+    def get_file_info_selector(self, selector: pafs.FileSelector) -> list[pafs.FileInfo]:
+        return retried(lambda: self.s3.get_file_info(selector), f"the listing of {_s3_uri(selector.base_dir)}/")
+
+    def open_input_stream(self, path: str) -> pa.NativeFile:
+        return pa.BufferReader(retried(lambda: self._read_all(path), _s3_uri(path)))
+
+    def open_input_file(self, path: str) -> pa.NativeFile:
+        uri = _s3_uri(path)
+        return pa.PythonFile(_RetryingFile(retried(lambda: self.s3.open_input_file(path), uri), uri), mode="r")
+
+    def _read_all(self, path: str) -> pa.Buffer:
+        with self.s3.open_input_stream(path) as stream:
+            return stream.read_buffer()
+
+    def _read_only(self, *args, **kwargs):
+        raise PermissionError("the client reads the cache through this filesystem and never writes through it")
+
+    create_dir = delete_dir = delete_dir_contents = delete_root_dir_contents = delete_file = _read_only
+    move = copy_file = open_output_stream = open_append_stream = _read_only
+
+
+class _RetryingFile:
+    """A random-access S3 object for `pa.PythonFile`: each read is a ranged GET through `retried`."""
+
+    def __init__(self, inner: pa.NativeFile, uri: str):
+        self.inner = inner
+        self.uri = uri
+        self.position = 0
+        self.closed = False
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self.position, 2: self.inner.size()}[whence]
+        self.position = base + offset
+        return self.position
+
+    def tell(self) -> int:
+        return self.position
+
+    def read(self, nbytes: int | None = None) -> bytes:
+        if nbytes is None or nbytes < 0:
+            nbytes = self.inner.size() - self.position
+        data = retried(lambda: self.inner.read_at(nbytes, self.position), self.uri)
+        self.position += len(data)
+        return data
+
+    def close(self) -> None:
+        self.inner.close()
+        self.closed = True
+
+
+def s3_filesystem(bucket: str) -> pafs.S3FileSystem:
+    """pyarrow's S3 filesystem for `bucket`, configured from the AWS environment (module docstring)."""
+    options = {}
+    endpoint = env_endpoint_url()
+    if endpoint and "://" in endpoint:
+        parts = urlsplit(endpoint)
+        options.update(endpoint_override=parts.netloc, scheme=parts.scheme)
+    elif endpoint:
+        options.update(endpoint_override=endpoint)
+    region = env_region() or (None if endpoint else pafs.resolve_s3_region(bucket))
+    credentials = boto3.Session().get_credentials()
+    if credentials is None:
+        options["anonymous"] = True
+    else:
+        frozen = credentials.get_frozen_credentials()
+        options.update(access_key=frozen.access_key, secret_key=frozen.secret_key, session_token=frozen.token)
+    return pafs.S3FileSystem(region=region, **options)
+
+
+def env_endpoint_url() -> str | None:
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def env_region() -> str | None:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
+
+
+def one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()).rstrip(".")
+
+
+def _error_code(error: ClientError) -> str | None:
+    return error.response.get("Error", {}).get("Code")
+
+
+def _s3_uri(path: str) -> str:
+    return f"s3://{path}"

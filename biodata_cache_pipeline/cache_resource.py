@@ -1,0 +1,93 @@
+"""The cache as a Dagster resource: what assets, checks, the subject sensor and the CLI read and
+change of the published cache, outside the IO manager's writes.
+
+`CacheResource` names the cache root and gives its `CacheStore` (over the shared storage layer,
+`biodata_cache_client.storage`). The IO manager depends on it (`CacheIOManager.cache`) and writes
+every table through the same store; the build manifest both publish is made by `publish_build`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timezone
+
+import pyarrow as pa
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from biodata_cache_client.layout import PIPELINE_VERSION
+from biodata_cache_client.schema.declaration import TableSpec
+from biodata_cache_pipeline.build_history import record_build
+from biodata_cache_pipeline.catalog import publish_catalog
+from biodata_cache_pipeline.storage import CacheStore, UnreadableObject
+
+INPUT_METADATA_KEY = "input_fingerprint"  # of what the table was built from; kept in the build manifest
+
+
+class CacheResource(ConfigurableResource):
+    """The cache root the pipeline publishes to (a local folder, s3://bucket/prefix or memory://name)."""
+
+    root: str = Field(description="Cache root: a local folder or s3://bucket/prefix.")
+
+    def store(self) -> CacheStore:
+        return CacheStore(self.root)
+
+    def read_published(self, spec: TableSpec, columns: list[str] | None = None) -> pa.Table | None:
+        """The currently published unpartitioned table (or some columns), None if there is none yet."""
+        store = self.store()
+        if not store.table_exists(spec):
+            return None
+        return store.read_table(spec) if columns is None else store.read_columns(spec, columns)
+
+    def published_if_unchanged(self, spec: TableSpec, fingerprint: str, keys: list[str] | None = None):
+        """The published table (for a partitioned one: its `keys` partitions) when it was built from
+        inputs with this fingerprint; None when it must be built."""
+        store = self.store()
+        if store.read_build(spec).get(INPUT_METADATA_KEY) != fingerprint:
+            return None
+        if not spec.partitioned:
+            return store.read_table(spec) if store.table_exists(spec) else None
+        if not set(keys) <= set(store.list_partitions(spec)):
+            return None
+        try:
+            return {key: store.read_partition(spec, key) for key in keys}
+        except UnreadableObject:  # a damaged partition: built again, and replaced
+            return None
+
+    def remove_partitions(self, spec: TableSpec, keys: Iterable[str]) -> list[str]:
+        """Delete partitions (data and build state) outside a run; return the ones that existed."""
+        store = self.store()
+        state = store.read_partition_state(spec)
+        stored = set(store.list_partitions(spec))
+        removed = sorted(key for key in set(keys) if key in state or key in stored)
+        if not removed:
+            return []
+        for key in removed:
+            if key in stored:
+                store.delete_partition(spec, key)
+        remaining = {key: entry for key, entry in state.items() if key not in removed}
+        store.write_partition_state(spec, remaining)
+        rows = sum(entry["rows"] for entry in remaining.values())
+        publish_build(store, spec, store.read_build(spec).get("source"), rows, len(remaining))
+        publish_catalog(store)
+        return removed
+
+
+def publish_build(
+    store: CacheStore, spec: TableSpec, source, row_count: int, partitions: int | None, fingerprint: str | None = None
+) -> None:
+    """Publish the table's build manifest (registry fragment, merged registry, sidecar) and register
+    the version folder."""
+    build = {
+        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "source": source,
+        "row_count": row_count,
+        "pipeline_version": PIPELINE_VERSION,
+    }
+    if partitions is not None:
+        build["partitions"] = partitions
+    if fingerprint is not None:
+        build[INPUT_METADATA_KEY] = fingerprint
+    build["build_id"] = record_build(store, spec, row_count)  # the immutable manifest (build_history.py)
+    store.publish_metadata(spec, build)
+    store.register_version()
