@@ -17,20 +17,25 @@ discovery skip `_` folders):
 - A partitioned table's manifest lists every partition as of that build: the partitions of the
   build state, each with the checksum of what this run wrote or compared (`CacheStore.seen_objects`),
   else the previous manifest's entry, else (the first manifest of a table) read and hashed once.
+  Runs over other partitions of the table may publish at the same time (quality_control,
+  `subject_runs.py`): each records its manifest inside the conditional update of the build state
+  that adds its partitions (`manifest_recorder`), from the merged state and the newest manifest as
+  they are then. Every change of the state thus comes with a manifest of it, and the newest
+  manifest is the one of the state as last written, naming every partition with the checksum of
+  its published bytes (the previous manifest's entries being those of the previous state). On S3
+  an attempt whose conditional write lost deletes its manifest when the update is tried again.
 
 Keeping the objects readable:
 - on an S3 bucket with versioning enabled, by S3 itself: the manifest records each object's
-  `VersionId` (a HEAD right after the write; the pipeline is the only writer of a table);
+  `VersionId` (a HEAD after the write, by the run that wrote it: one run writes a partition);
 - anywhere else (local root, memory store, S3 without versioning), a content-addressed copy
   `bdc-vX.Y/_history/objects/<sha256>.pqt`, stored once however many builds name it: a hard link
   of the published file on a local root (no extra space), a server-side copy on S3.
 
 Every path comes from the layout and every write goes through the store's storage backend (its
 atomic `put`, and the object-history primitives: versions, copies, deletes): the store stays the
-one owner of the cache's objects. Two runs publishing the same
-partitioned table at once would each write a manifest listing every partition of the build state
-they read, but a partition the other run rewrote meanwhile could keep its previous checksum; the
-pipeline's pools (one run per table, `stale_runs.py`) keep that from happening.
+one owner of the cache's objects. A run keeps the objects it wrote readable (copy, version id)
+before the build state names them, outside the conditional update, which stays short.
 
 Retention (`prune`): per table, the newest `keep_builds` builds and every build younger than
 `keep_days` days are kept (`BIODATA_HISTORY_KEEP_BUILDS`, default 30; `BIODATA_HISTORY_KEEP_DAYS`,
@@ -49,7 +54,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -78,13 +83,40 @@ log = logging.getLogger(__name__)
 # -- recording ---------------------------------------------------------------------------------
 
 
-def record_build(store: CacheStore, spec: TableSpec, row_count: int) -> str:
+def record_build(store: CacheStore, spec: TableSpec, row_count: int, state: Mapping[str, dict] | None = None) -> str:
     """Write the manifest of the table as now published (unless the newest one names the same
-    objects) and keep its objects readable; return the current build id."""
+    objects) and keep its objects readable; return the current build id. A partitioned table's
+    objects are the partitions of `state` (default: its stored build state)."""
+    return _record(store, spec, row_count, state, kept_objects(store, spec))[0]
+
+
+def manifest_recorder(store: CacheStore, spec: TableSpec) -> Callable[[Mapping[str, dict]], None]:
+    """`record(state)` for `CacheStore.update_partition_state`: records the manifest of the
+    partitioned table as of `state` inside the update (module docstring). The objects this store
+    wrote are kept readable now, before the update; an attempt the update makes again first deletes
+    the manifest of the attempt whose conditional write lost."""
+    kept = kept_objects(store, spec)
+    written: list[str] = []
+
+    def record(state: Mapping[str, dict]) -> None:
+        for build_id in written:
+            store.storage.delete_object(_in_version(store, manifest_relative(spec.name, build_id)))
+        written.clear()
+        build_id, new = _record(store, spec, sum(entry["rows"] for entry in state.values()), state, kept)
+        if new:
+            written.append(build_id)
+
+    return record
+
+
+def _record(
+    store: CacheStore, spec: TableSpec, row_count: int, state: Mapping[str, dict] | None, kept: dict[str, dict]
+) -> tuple[str, bool]:
+    """The current build id, and whether this call wrote its manifest."""
     previous = latest_manifest(store, spec)
-    objects = _current_objects(store, spec, row_count, previous)
+    objects = _current_objects(store, spec, row_count, state, previous, kept)
     if previous is not None and previous["objects"] == objects:
-        return previous["build_id"]
+        return previous["build_id"], False
     now = datetime.now(timezone.utc)
     digest = hashlib.sha256(json.dumps(objects, sort_keys=True).encode()).hexdigest()[:8]
     build_id = f"{now.strftime(BUILD_TIME_FORMAT)}-{digest}"
@@ -99,7 +131,7 @@ def record_build(store: CacheStore, spec: TableSpec, row_count: int) -> str:
         "objects": objects,
     }
     store.storage.put(_in_version(store, manifest_relative(spec.name, build_id)), json.dumps(manifest, separators=(",", ":")).encode())
-    return build_id
+    return build_id, True
 
 
 def build_ids(store: CacheStore, spec: TableSpec) -> list[str]:
@@ -128,35 +160,76 @@ def latest_manifest(store: CacheStore, spec: TableSpec) -> dict | None:
     return found
 
 
-def _current_objects(store: CacheStore, spec: TableSpec, row_count: int, previous: dict | None) -> list[dict]:
-    """The manifest entries of the table as published now, each object kept readable."""
+def kept_objects(store: CacheStore, spec: TableSpec) -> dict[str, dict]:
+    """Manifest entries (but their rows) of the table's objects this store wrote or compared
+    (`CacheStore.seen_objects`), by path relative to the version folder, each kept readable unless
+    the newest manifest names it with the same bytes."""
+    known = _entries(latest_manifest(store, spec))
+    versioned = store.storage.versioning_enabled()
+    kept = {}
+    for path, partition in _table_objects(store, spec, sorted(store.seen_objects)):
+        sha256, size = store.seen_objects[path]
+        relative = path.removeprefix(f"{store.version}/")
+        entry = known.get(relative)
+        if entry is None or (entry["sha256"], entry["size"]) != (sha256, size):
+            entry = _kept_entry(store, path, partition, sha256, size, versioned)
+        kept[relative] = entry
+    return kept
+
+
+def _table_objects(store: CacheStore, spec: TableSpec, paths: list[str]) -> list[tuple[str, str | None]]:
+    """The paths among `paths` that are objects of the table, each with its partition value (None
+    for an unpartitioned table's object)."""
+    if not spec.partitioned:
+        return [(path, None) for path in paths if path == layout.table_file(store.version, spec)]
+    folder = f"{layout.table_folder(store.version, spec)}/"
+    values = [(path, layout.partition_value(spec, path.removeprefix(folder))) for path in paths if path.startswith(folder)]
+    return [(path, value) for path, value in values if value is not None]
+
+
+def _current_objects(
+    store: CacheStore,
+    spec: TableSpec,
+    row_count: int,
+    state: Mapping[str, dict] | None,
+    previous: dict | None,
+    kept: dict[str, dict],
+) -> list[dict]:
+    """The manifest entries of the table as published now (a partitioned table: as of `state`):
+    the objects this run kept, else the previous manifest's, else read, hashed and kept."""
     if spec.partitioned:
-        state = store.read_partition_state(spec)
+        state = store.read_partition_state(spec) if state is None else state
         listed = [(layout.partition_file(store.version, spec, key), key, state[key]["rows"]) for key in sorted(state)]
     else:
         listed = [(layout.table_file(store.version, spec), None, row_count)]
-    known = {entry["path"]: entry for entry in (previous or {}).get("objects", [])}
-    versioned = store.storage.versioning_enabled()
-    version_prefix = f"{store.version}/"
+    known = _entries(previous)
+    versioned = None  # asked once, when an object must be kept here
     objects = []
     for path, partition, rows in listed:
-        relative = path.removeprefix(version_prefix)
-        seen = store.seen_objects.get(path)
-        entry = known.get(relative)
-        if entry is not None and (seen is None or seen == (entry["sha256"], entry["size"])):
-            objects.append({**entry, "rows": rows})
-            continue
-        if seen is None:  # first manifest of this table: read and hash the published object once
+        relative = path.removeprefix(f"{store.version}/")
+        entry = kept.get(relative) or known.get(relative)
+        if entry is None:  # first manifest of this table: read and hash the published object once
             data = store.storage.read_bytes(path)
             if data is None:
                 continue
-            seen = (hashlib.sha256(data).hexdigest(), len(data))
-        sha256, size = seen
-        version_id = store.storage.version_id(path) if versioned else _keep_copy(store, path, sha256)
-        objects.append(
-            {"path": relative, "partition": partition, "rows": rows, "size": size, "sha256": sha256, "version_id": version_id}
-        )
+            if versioned is None:
+                versioned = store.storage.versioning_enabled()
+            entry = _kept_entry(store, path, partition, hashlib.sha256(data).hexdigest(), len(data), versioned)
+        objects.append({**entry, "rows": rows})
     return objects
+
+
+def _entries(manifest: dict | None) -> dict[str, dict]:
+    """A manifest's entries by path."""
+    return {entry["path"]: entry for entry in (manifest or {}).get("objects", [])}
+
+
+def _kept_entry(store: CacheStore, path: str, partition: str | None, sha256: str, size: int, versioned: bool) -> dict:
+    """The manifest entry (but its rows) of the published object at `path`, kept readable: its
+    version id on a versioned bucket, else a copy."""
+    version_id = store.storage.version_id(path) if versioned else _keep_copy(store, path, sha256)
+    return {"path": path.removeprefix(f"{store.version}/"), "partition": partition, "rows": None, "size": size,
+            "sha256": sha256, "version_id": version_id}
 
 
 def _keep_copy(store: CacheStore, path: str, sha256: str) -> None:

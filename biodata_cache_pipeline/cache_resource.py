@@ -3,12 +3,14 @@ change of the published cache, outside the IO manager's writes.
 
 `CacheResource` names the cache root and gives its `CacheStore` (over the shared storage layer,
 `biodata_cache_client.storage`). The IO manager depends on it (`CacheIOManager.cache`) and writes
-every table through the same store; the build manifest both publish is made by `publish_build`.
+every table through the same store; the build manifests both publish are made by `publish_build`
+(an unpartitioned table) and `publish_partitions` (a partitioned table, whose runs over other
+partitions may publish at the same time).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 
 import pyarrow as pa
@@ -17,7 +19,7 @@ from pydantic import Field
 
 from biodata_cache_client.layout import PIPELINE_VERSION
 from biodata_cache_client.schema.declaration import TableSpec
-from biodata_cache_pipeline.build_history import record_build
+from biodata_cache_pipeline.build_history import build_ids, manifest_recorder, record_build
 from biodata_cache_pipeline.catalog import publish_catalog
 from biodata_cache_pipeline.storage import CacheStore, UnreadableObject
 
@@ -65,19 +67,13 @@ class CacheResource(ConfigurableResource):
         for key in removed:
             if key in stored:
                 store.delete_partition(spec, key)
-        remaining = {key: entry for key, entry in state.items() if key not in removed}
-        store.write_partition_state(spec, remaining)
-        rows = sum(entry["rows"] for entry in remaining.values())
-        publish_build(store, spec, store.read_build(spec).get("source"), rows, len(remaining))
+        publish_partitions(store, spec, dict.fromkeys(removed), store.read_build(spec).get("source"))
         publish_catalog(store)
         return removed
 
 
-def publish_build(
-    store: CacheStore, spec: TableSpec, source, row_count: int, partitions: int | None, fingerprint: str | None = None
-) -> None:
-    """Publish the table's build manifest (registry fragment, merged registry, sidecar) and register
-    the version folder."""
+def _build(source, row_count: int, partitions: int | None, fingerprint: str | None) -> dict:
+    """A registry fragment's build manifest, but its build id."""
     build = {
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "source": source,
@@ -88,6 +84,34 @@ def publish_build(
         build["partitions"] = partitions
     if fingerprint is not None:
         build[INPUT_METADATA_KEY] = fingerprint
+    return build
+
+
+def publish_build(store: CacheStore, spec: TableSpec, source, row_count: int, fingerprint: str | None = None) -> None:
+    """Publish an unpartitioned table's build manifest (registry fragment, merged registry, sidecar)
+    and register the version folder."""
+    build = _build(source, row_count, None, fingerprint)
     build["build_id"] = record_build(store, spec, row_count)  # the immutable manifest (build_history.py)
     store.publish_metadata(spec, build)
     store.register_version()
+
+
+def publish_partitions(
+    store: CacheStore, spec: TableSpec, changes: Mapping[str, dict | None], source, fingerprint: str | None = None
+) -> dict[str, dict]:
+    """Publish a partitioned table's build after a run wrote (or deleted) the partitions in `changes`
+    (partition -> build state entry, None: removed): the build state and the immutable manifest
+    in one conditional update (runs over other partitions may publish at the same time:
+    build_history.py), then the registry fragment, made from the build state and newest manifest
+    as they are when it is written, the merged registry, and the version registration. Returns the
+    build state as written."""
+    state = store.update_partition_state(spec, changes, manifest_recorder(store, spec))
+
+    def current_build() -> dict:
+        now = store.read_partition_state(spec)
+        build = _build(source, sum(entry["rows"] for entry in now.values()), len(now), fingerprint)
+        return {**build, "build_id": build_ids(store, spec)[-1]}
+
+    store.publish_metadata(spec, current_build)
+    store.register_version()
+    return state

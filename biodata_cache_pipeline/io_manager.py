@@ -4,12 +4,14 @@ Assets return Arrow tables; partitioned assets return a dict partition key -> ta
 that partition) or a `PartitionedBuild`, which adds the fingerprint of each partition's input.
 Before anything is written, the publish guard compares the table's new row count with the
 published one (see `publish_guard.py`). After the data is written the IO manager records the
-per-partition build state, publishes the column sidecar and the registry fragment with its build
-manifest, and registers the version folder; then it writes the version folder's DuckDB catalog
-over every table published so far (`catalog.py`; not rewritten when unchanged). A table (or partition) built again with the same
-bytes is not rewritten, and keeps its manifest unless the fingerprint of its inputs moved on. An
-asset whose input fingerprint equals the published manifest's may return the published table as
-it is (`CacheResource.published_if_unchanged`), skipping the build.
+per-partition build state (only this run's partitions: runs over other partitions of the same
+table may publish at the same time, `cache_resource.publish_partitions`), publishes the column
+sidecar and the registry fragment with its build manifest, and registers the version folder; then
+it writes the version folder's DuckDB catalog over every table published so far (`catalog.py`; not
+rewritten when unchanged). A table (or partition) built again with the same bytes is not
+rewritten, and keeps its manifest unless the fingerprint of its inputs moved on. An asset whose
+input fingerprint equals the published manifest's may return the published table as it is
+(`CacheResource.published_if_unchanged`), skipping the build.
 
 Before the guard, the IO manager enforces the constraints the table's declaration states (unique
 columns, the stored partition key column; `table_checks.constraint_problems`) on every table or
@@ -28,7 +30,7 @@ from pydantic import Field
 
 from biodata_cache_client.schema import TABLES
 from biodata_cache_client.schema.declaration import TableSpec
-from biodata_cache_pipeline.cache_resource import INPUT_METADATA_KEY, CacheResource, publish_build
+from biodata_cache_pipeline.cache_resource import INPUT_METADATA_KEY, CacheResource, publish_build, publish_partitions
 from biodata_cache_pipeline.catalog import publish_catalog
 from biodata_cache_pipeline.dagster_internals import add_partition_metadata
 from biodata_cache_pipeline.publish_guard import DEFAULT_MAX_ROW_DROP_FRACTION, PublishRefused, publish_refusal
@@ -99,14 +101,20 @@ class CacheIOManager(ConfigurableIOManager):
     def handle_output(self, context: OutputContext, obj) -> None:
         spec = self.spec_for(context.asset_key)
         store = self.cache.store()
-        if spec.partitioned:
-            row_count, partitions, written, changed = self._write_partitions(context, store, spec, obj)
+        source = _metadata_value(context.output_metadata.get(SOURCE_METADATA_KEY))
+        fingerprint = _metadata_value(context.output_metadata.get(INPUT_METADATA_KEY))
+        moved = fingerprint is not None and fingerprint != store.read_build(spec).get(INPUT_METADATA_KEY)
+        if spec.partitioned:  # the state as written, with the partitions of runs over others
+            changes, written, changed = self._write_partitions(context, store, spec, obj)
+            if changed or moved:
+                state = publish_partitions(store, spec, changes, source, fingerprint)
+            else:
+                state = store.read_partition_state(spec)
+            row_count, partitions = _total_rows(state), len(state)
         else:
             (row_count, changed), partitions, written = self._write_table(store, spec, obj), None, None
-        fingerprint = _metadata_value(context.output_metadata.get(INPUT_METADATA_KEY))
-        if changed or (fingerprint is not None and fingerprint != store.read_build(spec).get(INPUT_METADATA_KEY)):
-            source = _metadata_value(context.output_metadata.get(SOURCE_METADATA_KEY))
-            publish_build(store, spec, source, row_count, partitions, fingerprint)
+            if changed or moved:
+                publish_build(store, spec, source, row_count, fingerprint)
         publish_catalog(store)
         url = store.table_url(spec)
         metadata = {
@@ -156,9 +164,9 @@ class CacheIOManager(ConfigurableIOManager):
 
     def _write_partitions(
         self, context: OutputContext, store: CacheStore, spec: TableSpec, obj
-    ) -> tuple[int, int, int, bool]:
-        """Write (or remove, for None) every requested partition; return total rows, partitions,
-        rows written, and whether anything stored changed."""
+    ) -> tuple[dict[str, dict | None], int, bool]:
+        """Write (or remove, for None) every requested partition; return their build state entries
+        (None: removed), the rows written, and whether anything stored changed."""
         obj = PartitionedBuild(_tables(spec, obj), obj.fingerprints if isinstance(obj, PartitionedBuild) else {})
         requested = set(context.asset_partition_keys)
         if set(obj.tables) != requested:
@@ -181,9 +189,7 @@ class CacheIOManager(ConfigurableIOManager):
             elif store.write_partition(spec, key, table):
                 written += table.num_rows
                 changed = True
-        if updated != state:
-            store.write_partition_state(spec, updated)
-        return _total_rows(updated), len(updated), written, changed
+        return {key: updated.get(key) for key in obj.tables}, written, changed
 
     def load_input(self, context: InputContext) -> pa.Table:
         spec = self.spec_for(context.asset_key)

@@ -3,11 +3,13 @@
 `CacheStore` writes the layout (`biodata_cache_client.layout`, layout.md) of a cache root through
 its storage (`biodata_cache_client.storage`: a local folder, `s3://bucket/prefix` or
 `memory://name`), the same storage layer the client reads with. Writes are atomic for readers
-(see the backends); `cache_versions.json` is updated as a read-modify-write the backend makes safe
-(an exclusive file lock locally, conditional writes on S3), so concurrent registrations never lose
-an entry. Partitioned tables also keep a small build state per partition (rows, fingerprint of the
-input it was built from) in `bdc-vX.Y/.build_state/`, which change detection and the registry row
-counts read instead of listing or opening every partition. A table or partition whose new bytes
+(see the backends); `cache_versions.json`, the registry (fragments and `cache_registry.json`) and
+the build states are updated as read-modify-writes the backend makes safe (`Storage.update`: an
+exclusive file lock locally, conditional writes on S3), so concurrent writers (runs over other
+partitions of a table, other tables, registrations) never lose each other's entries. Partitioned
+tables also keep a small build state per partition (rows, fingerprint of the input it was built
+from) in `bdc-vX.Y/.build_state/`, which change detection and the registry row counts read instead
+of listing or opening every partition. A table or partition whose new bytes
 equal the stored ones is not written again. The record snapshot every table is built from lives
 in `bdc-vX.Y/_snapshot/`, a private area no reader lists; it is written to a local staging temp
 first, and each snapshot refresh first removes the temps of writers that are gone.
@@ -22,7 +24,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
@@ -203,12 +205,25 @@ class CacheStore:
             entry = next((t for t in self.read_registry()["tables"] if t["name"] == spec.name), {})
         return entry.get("build", {})
 
-    def publish_metadata(self, spec: TableSpec, build: dict) -> None:
-        """After a successful data write: column sidecar, this table's fragment, merged registry."""
-        fragment = json_bytes({**spec.registry_entry(self.table_location(spec)), "build": build})
+    def publish_metadata(self, spec: TableSpec, build: dict | Callable[[], dict]) -> None:
+        """After a successful data write: column sidecar, this table's fragment, merged registry.
+
+        The fragment and the merged registry are each written in a read-modify-write
+        (`Storage.update`), the merged registry made from the fragments as read inside it, so
+        publishers at the same time (runs over other partitions, other tables) never leave it
+        without the others' entries: the last update reads everything before it. `build` may be a
+        function giving the build manifest, called inside the fragment's update (a partitioned
+        table's, made from its build state as it is then)."""
+
+        def fragment(_current: bytes | None) -> bytes:
+            manifest = build() if callable(build) else build
+            return json_bytes({**spec.registry_entry(self.table_location(spec)), "build": manifest})
+
         self.storage.put(layout.columns_file(self.version, spec), json_bytes({"columns": spec.column_names}))
-        self.storage.put(layout.registry_fragment(self.version, spec.name), fragment)
-        self.storage.put(layout.registry_file(self.version), json_bytes({"tables": self._read_fragments(repair=True)}))
+        self.storage.update(layout.registry_fragment(self.version, spec.name), fragment)
+        self.storage.update(
+            layout.registry_file(self.version), lambda _current: json_bytes({"tables": self._read_fragments(repair=True)})
+        )
 
     @property
     def version_uri(self) -> str:
@@ -224,22 +239,43 @@ class CacheStore:
         An unreadable state is logged and rebuilt from the partitions' footers, with no fingerprint
         (so each partition is built again when next requested)."""
         self._require_partitioned(spec, True)
-        relative = layout.build_state_file(self.version, spec)
-        try:
-            state = self._read_json(relative) or {}
-            partitions = state.get("partitions", {}) if isinstance(state, dict) else None
-            if not isinstance(partitions, dict):
-                raise ValueError(f"{self.storage.describe(relative)} is not a build state")
-        except ValueError as error:
-            log.warning("%s; rebuilt from the stored partitions", error)
-            footers = {value: self.read_parquet_metadata(spec, value) for value in self.list_partitions(spec)}
-            return {value: {"rows": f.num_rows, "fingerprint": None} for value, f in footers.items() if f is not None}
-        return partitions
+        return self._parse_state(spec, self.storage.read_bytes(layout.build_state_file(self.version, spec)))
 
     def write_partition_state(self, spec: TableSpec, partitions: dict[str, dict]) -> None:
         self._require_partitioned(spec, True)
-        body = json.dumps({"table": spec.name, "partitions": partitions}, sort_keys=True, separators=(",", ":"))
-        self.storage.put(layout.build_state_file(self.version, spec), body.encode())
+        self.storage.put(layout.build_state_file(self.version, spec), _state_bytes(spec, partitions))
+
+    def update_partition_state(
+        self,
+        spec: TableSpec,
+        changes: Mapping[str, dict | None],
+        record: Callable[[dict[str, dict]], None] | None = None,
+    ) -> dict[str, dict]:
+        """Apply `changes` (partition -> entry; None removes it) to the build state and return the
+        state as written. A read-modify-write (`Storage.update`): runs over other partitions that
+        update it at the same time keep each other's entries. `record(state)` is called inside the
+        update with the new state before it is written (the build manifest, `build_history.py`),
+        again when the update is tried again (on S3, another writer won the conditional write);
+        with it the state is always written, so the conditional write covers what it recorded."""
+        self._require_partitioned(spec, True)
+        written: dict[str, dict] = {}
+
+        def apply(current: bytes | None) -> bytes | None:
+            state = self._parse_state(spec, current)
+            before = dict(state)
+            for key, entry in changes.items():
+                if entry is None:
+                    state.pop(key, None)
+                else:
+                    state[key] = entry
+            if record is not None:
+                record(state)
+            written.clear()
+            written.update(state)
+            return _state_bytes(spec, state) if record is not None or state != before else None
+
+        self.storage.update(layout.build_state_file(self.version, spec), apply)
+        return written
 
     def read_registry(self) -> dict:
         """`{"tables": [...]}` from the fragments sorted by name, else from `cache_registry.json`."""
@@ -262,6 +298,24 @@ class CacheStore:
         self.storage.update(layout.VERSIONS_FILE, appended)
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def _parse_state(self, spec: TableSpec, data: bytes | None) -> dict[str, dict]:
+        """The partitions of a stored build state ({} for none). An unreadable one is logged and
+        rebuilt from the partitions' footers, with no fingerprint (so each partition is built again
+        when next requested)."""
+        relative = layout.build_state_file(self.version, spec)
+        try:
+            state = {} if data is None else json.loads(data)
+            partitions = state.get("partitions", {}) if isinstance(state, dict) else None
+            if not isinstance(partitions, dict):
+                raise ValueError(f"{self.storage.describe(relative)} is not a build state")
+        except ValueError as error:
+            if isinstance(error, json.JSONDecodeError):
+                error = ValueError(f"{self.storage.describe(relative)} is not valid JSON: {error}")
+            log.warning("%s; rebuilt from the stored partitions", error)
+            footers = {value: self.read_parquet_metadata(spec, value) for value in self.list_partitions(spec)}
+            return {value: {"rows": f.num_rows, "fingerprint": None} for value, f in footers.items() if f is not None}
+        return partitions
 
     def _parse_versions(self, data: bytes) -> list[str]:
         try:
@@ -349,6 +403,10 @@ class CacheStore:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         described = self.storage.describe(relative)
         return UnreadableObject(f"table {spec.name}: {described} is not readable parquet ({reason})")
+
+
+def _state_bytes(spec: TableSpec, partitions: Mapping[str, dict]) -> bytes:
+    return json.dumps({"table": spec.name, "partitions": partitions}, sort_keys=True, separators=(",", ":")).encode()
 
 
 class UnreadableObject(ValueError):
