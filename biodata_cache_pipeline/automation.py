@@ -7,11 +7,13 @@
   subjects of the published asset_basics, deletes the data and the keys of subjects that are
   gone, rejects keys that are unsafe (logged, and listed in the cursor), and requests one
   `subject_quality_control` run for the new subjects and those whose records changed (`subjects.py`
-  explains the detection and how one run covers exactly those subjects). While a run that
+  explains the detection and how one run covers exactly those subjects), or one run per
+  `BIODATA_SUBJECTS_PER_RUN` of them, which may run at the same time (`subject_runs.py`). While a run that
   writes asset_basics or quality_control is unfinished it waits, so the partition set never
   moves under a running build.
 - A full rebuild of all subjects, as one run: `biodata-cache-pipeline materialize`, or in the UI
-  quality_control > Materialize > all partitions (single-run backfill policy).
+  quality_control > Materialize > all partitions (single-run backfill policy); as concurrent runs
+  of N subjects: `materialize --subjects-per-run N`, or `BIODATA_SUBJECTS_PER_RUN=N`.
 
 `refresh_subjects` is shared with the CLI: `materialize --changed-only` does what the schedule
 and the sensor do, in-process.
@@ -56,6 +58,7 @@ from biodata_cache_pipeline.dagster_internals import (
     BulkActionsFilter,
     BulkActionStatus,
 )
+from biodata_cache_pipeline.subject_runs import SUBJECT_RANGE_TAG, range_label, subject_ranges, subjects_per_run
 from biodata_cache_pipeline.subjects import (
     FINGERPRINT_COLUMNS,
     SubjectPlan,
@@ -75,6 +78,15 @@ SUBJECTS_TAG = "biodata_cache/subjects"
 def partition_range_tags(first: str, last: str) -> dict[str, str]:
     """Tags that make one run build the partitions `first`..`last` (single-run backfill policy)."""
     return {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
+
+
+def subject_run_tags(subjects: Sequence[str]) -> dict[str, str]:
+    """Tags of a quality_control run over `subjects`, consecutive keys of the partition set."""
+    return {
+        **partition_range_tags(subjects[0], subjects[-1]),
+        SUBJECTS_TAG: str(len(subjects)),
+        SUBJECT_RANGE_TAG: range_label(subjects),
+    }
 
 
 def ecs_task_size(cpu: int, memory: int) -> dict[str, str]:
@@ -137,14 +149,15 @@ class SubjectRefresh:
             requests.append(AddDynamicPartitionsRequest(SUBJECT_PARTITIONS.name, self.plan.append))
         return requests
 
-    def run_request(self) -> RunRequest | None:
-        """One quality_control run over the stale subjects, None when there are none."""
-        if self.plan.run_range is None:
-            return None
-        return RunRequest(
-            run_key=f"quality_control:{self.plan.digest}:{self.basics_built_at}",
-            tags={**partition_range_tags(*self.plan.run_range), SUBJECTS_TAG: str(len(self.plan.stale))},
-        )
+    def run_requests(self, per_run: int | None = None) -> list[RunRequest]:
+        """quality_control runs over the stale subjects, at most `per_run` each (`subject_runs.py`);
+        one run when None, none when nothing is stale."""
+        ranges = subject_ranges(self.plan.stale, per_run)
+        key = f"quality_control:{self.plan.digest}:{self.basics_built_at}"
+        return [
+            RunRequest(run_key=key if len(ranges) == 1 else f"{key}:{index}", tags=subject_run_tags(subjects))
+            for index, subjects in enumerate(ranges)
+        ]
 
 
 def refresh_subjects(instance: DagsterInstance, cache: CacheResource, full: bool = False) -> SubjectRefresh | None:
@@ -208,7 +221,8 @@ def rejection_cursor(rejected: dict[str, str]) -> str:
     minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
     default_status=DefaultSensorStatus.RUNNING,
     description="Keeps the subject_id partitions equal to the subjects of asset_basics and rebuilds "
-    "quality_control, in one run, for new subjects and subjects whose records changed.",
+    "quality_control, in one run (or runs of BIODATA_SUBJECTS_PER_RUN subjects), for new subjects and subjects "
+    "whose records changed.",
 )
 def quality_control_subjects(context: SensorEvaluationContext, cache: CacheResource):
     busy = subject_writer_in_progress(context.instance)
@@ -225,10 +239,10 @@ def quality_control_subjects(context: SensorEvaluationContext, cache: CacheResou
         context.log.warning(f"{len(plan.rejected)} subject ids rejected in all (listed in the sensor cursor)")
     if refresh.removed:
         context.log.info(f"deleted the quality_control partitions of {len(refresh.removed)} gone subjects")
-    run_request = refresh.run_request()
+    run_requests = refresh.run_requests(subjects_per_run())
     return SensorResult(
-        run_requests=[run_request] if run_request else [],
+        run_requests=run_requests,
         dynamic_partitions_requests=refresh.partition_requests,
         cursor=cursor,
-        skip_reason=None if run_request else f"nothing to build: {plan.summary()}",
+        skip_reason=None if run_requests else f"nothing to build: {plan.summary()}",
     )

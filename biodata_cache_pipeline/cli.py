@@ -4,7 +4,8 @@
 sensor (`automation.py`), in two runs: `nightly_tables` (every unpartitioned table and
 platform_qc), then, after syncing the `subject_id` partitions with the subjects of asset_basics
 (new subjects added, gone subjects' keys and data deleted, unsafe keys rejected), quality_control
-for every subject in one run. `materialize --changed-only` is what the nightly schedule and the
+for every subject in one run (`--subjects-per-run N`: in runs of at most N subjects, in parallel
+processes; subject_runs.py). `materialize --changed-only` is what the nightly schedule and the
 sensor do: the same first run, then quality_control only for new subjects and subjects whose
 records changed. `--force-publish` publishes what the publish guard refuses (a deliberate drop). `prune` deletes old
 builds and old version folders (`build_history.py`), saying what first (`--dry-run`: only says).
@@ -34,15 +35,17 @@ from biodata_cache_pipeline.automation import (
     NIGHTLY_TABLES,
     apply_partition_requests,
     nightly_tables,
-    partition_range_tags,
     refresh_subjects,
     subject_quality_control,
+    subject_run_tags,
 )
 from biodata_cache_pipeline.build_history import add_prune_command, run_prune
 from biodata_cache_pipeline.definitions import build_definitions
 from biodata_cache_pipeline.environment import cache_root, environment, pipeline_resources, sample_root
 from biodata_cache_pipeline.stale_runs import prepare_runs
 from biodata_cache_pipeline.storage import CacheStore
+from biodata_cache_pipeline.subject_runs import range_label, run_in_processes, subject_ranges
+from biodata_cache_pipeline.subject_runs import subjects_per_run as default_subjects_per_run
 from biodata_cache_pipeline.subjects import MAX_KEY_LENGTH, shortened
 
 # Dagster's console logger would print each failure's whole error: the CLI prints one line instead.
@@ -121,9 +124,15 @@ def materialize_all(
     say: Callable[[str], None] = print,
     changed_only: bool = False,
     force_publish: bool = False,
+    subjects_per_run: int | None = None,
+    concurrent_runs: int | None = None,
 ) -> BuildOutcome:
     """Build the tables with the resources of the active environment. A table that fails does not
-    stop the others: the outcome lists the failures and what they left unbuilt."""
+    stop the others: the outcome lists the failures and what they left unbuilt. `subjects_per_run`
+    (default `BIODATA_SUBJECTS_PER_RUN`): quality_control in runs of at most that many subjects,
+    `concurrent_runs` (default: the number of cores) processes at a time."""
+    subjects_per_run = subjects_per_run or default_subjects_per_run()
+    concurrent_runs = concurrent_runs or os.cpu_count() or 1
     resources = pipeline_resources()
     defs = build_definitions(resources)
     prepare_runs(instance, [defs.resolve_job_def(job.name) for job in (nightly_tables, subject_quality_control)], say)
@@ -141,7 +150,7 @@ def materialize_all(
         outcome.failures.append(StepFailure(QUALITY_CONTROL.name, f"subjects not planned: {error}", repr(error)))
         say(f"[2/2] quality_control not built: {error}")
     else:
-        _build_subjects(instance, defs, refresh, run_config, outcome, say)
+        _build_subjects(instance, defs, refresh, run_config, outcome, say, subjects_per_run, concurrent_runs)
     say(f"done in {time.monotonic() - started:.1f}s" + (f", {len(outcome.failures)} failed" if outcome.failures else ""))
     try:
         outcome.registry = cache.store().read_registry()
@@ -151,8 +160,9 @@ def materialize_all(
 
 
 def _build_subjects(instance: DagsterInstance, defs: Definitions, refresh, run_config: dict, outcome: BuildOutcome,
-                    say: Callable[[str], None]) -> None:
-    """Sync the subject partitions with the plan, then quality_control for its subjects, in one run."""
+                    say: Callable[[str], None], subjects_per_run: int | None = None, concurrent_runs: int = 1) -> None:
+    """Sync the subject partitions with the plan, then quality_control for its subjects: in one run,
+    or in runs of at most `subjects_per_run`, `concurrent_runs` processes at a time (subject_runs.py)."""
     if refresh is None:
         say(f"[2/2] quality_control not built: {ASSET_BASICS.name} was never published")
         outcome.not_built.append(QUALITY_CONTROL.name)
@@ -162,9 +172,29 @@ def _build_subjects(instance: DagsterInstance, defs: Definitions, refresh, run_c
         say(f"[2/2] building quality_control: {plan.summary()}")
         for key, reason in sorted(plan.rejected.items())[:REJECTED_SHOWN]:
             say(f"      rejected subject id {shortened(key)!r}: {reason}")
-        if plan.run_range is not None:
-            tags = partition_range_tags(*plan.run_range)
+        ranges = subject_ranges(plan.stale, subjects_per_run)
+        if len(ranges) == 1:
+            tags = subject_run_tags(ranges[0])
             _run(instance, defs, subject_quality_control.name, [QUALITY_CONTROL.name], tags, run_config, outcome)
+        elif ranges:
+            say(f"      in {len(ranges)} runs of at most {subjects_per_run} subjects, {concurrent_runs} at a time")
+            runs = run_in_processes(ranges, subject_run_tags, run_config, not instance.is_ephemeral, concurrent_runs, say)
+            for subjects, run_outcome, died in runs:
+                _add_range_outcome(outcome, range_label(subjects), run_outcome, died)
+
+
+def _add_range_outcome(outcome: BuildOutcome, label: str, run_outcome: BuildOutcome | None, died: str | None) -> None:
+    """Add the outcome of one quality_control run over the subjects `label` (or why it has none)."""
+    if run_outcome is None:
+        reason = f"{died}: its subjects are built again by the next `materialize --changed-only` or sensor tick"
+        outcome.failures.append(StepFailure(f"{QUALITY_CONTROL.name} ({label})", reason, reason))
+        return
+    outcome.failures += [StepFailure(f"{f.step} ({label})", f.reason, f.detail) for f in run_outcome.failures]
+    outcome.not_built += [table for table in run_outcome.not_built if table not in outcome.not_built]
+    for table, (count, reasons) in run_outcome.skipped_records.items():
+        total, known = outcome.skipped_records.get(table, (0, []))
+        outcome.skipped_records[table] = (total + count, known + reasons)
+    outcome.warnings += [warning for warning in run_outcome.warnings if warning not in outcome.warnings]
 
 
 def print_summary(registry: dict, store: CacheStore) -> None:
@@ -199,6 +229,13 @@ def print_failures(outcome: BuildOutcome, verbose: bool = False) -> None:
               file=sys.stderr)
 
 
+def _positive(text: str) -> int:
+    try:
+        return default_subjects_per_run(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="biodata-cache-pipeline", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -207,6 +244,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                        help="what the nightly schedule does: quality_control only for new and changed subjects")
     build.add_argument("--force-publish", action="store_true",
                        help="publish tables even when the publish guard refuses (a large row-count drop)")
+    build.add_argument("--subjects-per-run", type=_positive, metavar="N",
+                       help="quality_control in runs of at most N subjects, in parallel processes "
+                            "(default: BIODATA_SUBJECTS_PER_RUN, else one run)")
+    build.add_argument("--concurrent-runs", type=_positive, metavar="M",
+                       help="with --subjects-per-run: at most M runs at a time (default: the number of cores)")
     build.add_argument("--verbose", action="store_true", help="print the whole error of each failed table")
     commands.add_parser("summary", help="print the tables of the current cache version")
     add_prune_command(commands)
@@ -216,13 +258,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "prune":
         return run_prune(args, store)
     if args.command == "materialize":
+        try:
+            subjects_per_run = args.subjects_per_run or default_subjects_per_run()
+        except ValueError as error:
+            print(error, file=sys.stderr)
+            return 2
         if environment() == "local" and not os.path.isdir(sample_root()) and "://" not in sample_root():
             print(f"no sample corpus at {sample_root()}: run `biodata-cache-sample --out {sample_root()}` first",
                   file=sys.stderr)
             return 2
         print(pipeline_resources()["records"].__doc__)
         with DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral() as instance:
-            outcome = materialize_all(instance, changed_only=args.changed_only, force_publish=args.force_publish)
+            outcome = materialize_all(instance, changed_only=args.changed_only, force_publish=args.force_publish,
+                                      subjects_per_run=subjects_per_run, concurrent_runs=args.concurrent_runs)
         print_summary(outcome.registry, store)
         print_notes(outcome)
         print_failures(outcome, verbose=args.verbose)

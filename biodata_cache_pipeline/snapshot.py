@@ -17,6 +17,7 @@ table need not be built again. No Dagster and no storage here: rows in, Arrow ou
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import sys
@@ -306,13 +307,30 @@ class RecordSnapshot:
         if where is None:
             return self.file.read(wanted)
         column, values = where
-        value_set = pa.array(sorted(set(values)), STRING)
+        ordered = sorted(set(values))
+        value_set = pa.array(ordered, STRING)
         parts = []
         for group in range(self.file.num_row_groups):
+            if not self._may_hold(group, column, ordered):
+                continue
             mask = pc.is_in(self.file.read_row_group(group, [column]).column(0), value_set=value_set)
             if pc.any(mask).as_py():
                 parts.append(self.file.read_row_group(group, wanted).filter(mask))
         return pa.concat_tables(parts) if parts else SCHEMA.empty_table().select(wanted)
+
+    def _may_hold(self, group: int, column: str, ordered: list[str]) -> bool:
+        """Whether row group `group` may hold one of the `ordered` (sorted) values of `column`: not
+        when its statistics bound the column to a range holding none of them. The rows are sorted
+        by key, which starts with the modality and the subject id, so a run over a range of
+        subjects reads a fraction of the row groups."""
+        leaf = next((i for i in range(len(self.file.schema)) if self.file.schema.column(i).path == column), None)
+        if leaf is None:
+            return True
+        statistics = self.file.metadata.row_group(group).column(leaf).statistics
+        if statistics is None or not statistics.has_min_max:
+            return True
+        first = bisect.bisect_left(ordered, statistics.min)
+        return first < len(ordered) and ordered[first] <= statistics.max
 
     def records(self, columns: Sequence[str], where: tuple[str, Iterable[str]] | None = None) -> Iterator[NormalizedRecord]:
         """`NormalizedRecord`s holding the attributes in `columns`, in key order."""

@@ -92,8 +92,10 @@ def from_records(build_table: Callable) -> Callable[[pa.Table], tuple[object, di
     return build
 
 
-def table_asset(spec: TableSpec, group: str, deps: tuple[str, ...] = (SNAPSHOT_ASSET,)) -> dict:
-    """Keyword arguments for `@asset` of the table `spec`; `deps`: what it reads besides its inputs."""
+def table_asset(spec: TableSpec, group: str, deps: tuple[str, ...] = (SNAPSHOT_ASSET,), pooled: bool = True) -> dict:
+    """Keyword arguments for `@asset` of the table `spec`; `deps`: what it reads besides its inputs.
+    `pooled=False`: no writer pool, for a table whose runs over other partitions may write at the
+    same time (quality_control: `subject_runs.py`)."""
     metadata = {"dagster/column_schema": column_schema(spec), "table_type": spec.type}
     if spec.partitioned:
         metadata.update(folder=f"{spec.object_name}/", partition_key=spec.partition_key)
@@ -106,7 +108,7 @@ def table_asset(spec: TableSpec, group: str, deps: tuple[str, ...] = (SNAPSHOT_A
         "owners": OWNERS,
         "kinds": {"python", "parquet"},
         "tags": {"table_type": spec.type},
-        "pool": writer_pool(spec),
+        **({"pool": writer_pool(spec)} if pooled else {}),
         "metadata": metadata,
     }
 

@@ -1,8 +1,9 @@
 """QC assets: quality_control partitioned by subject, platform_qc partitioned by platform.
 
-Both accept many partitions in one run (single-run backfills): each reads from the record snapshot
-only the rows of the requested subjects (or platforms' assets) and builds every requested
-partition from them.
+Both accept many partitions in one run (single-run backfills; for quality_control runs of at most
+`BIODATA_SUBJECTS_PER_RUN` subjects when it is set, which may run at the same time, see
+`subject_runs.py`): each reads from the record snapshot only the rows of the requested subjects
+(or platforms' assets) and builds every requested partition from them.
 """
 
 import warnings
@@ -27,6 +28,7 @@ from biodata_cache_pipeline.cache_resource import CacheResource
 from biodata_cache_pipeline.io_manager import SOURCE_METADATA_KEY, PartitionedBuild
 from biodata_cache_pipeline.records import RecordTally
 from biodata_cache_pipeline.snapshot import to_records
+from biodata_cache_pipeline.subject_runs import subject_backfill_policy
 from biodata_cache_pipeline.subjects import FINGERPRINT_COLUMNS, subject_fingerprints
 from biodata_cache_pipeline.tables.platform_qc import (
     PLATFORM_QC_ATTRIBUTES,
@@ -46,9 +48,9 @@ warnings.filterwarnings("ignore", category=BetaWarning, message="Parameter `back
 
 
 @asset(
-    **table_asset(QUALITY_CONTROL, GROUP, deps=(SNAPSHOT_ASSET, ASSET_BASICS.name)),
+    **table_asset(QUALITY_CONTROL, GROUP, deps=(SNAPSHOT_ASSET, ASSET_BASICS.name), pooled=False),
     partitions_def=SUBJECT_PARTITIONS,
-    backfill_policy=BackfillPolicy.single_run(),
+    backfill_policy=subject_backfill_policy(),
 )
 def quality_control(context: AssetExecutionContext, cache: CacheResource) -> Output:
     """Each partition is stamped with its subject's asset_basics fingerprint (change detection).
