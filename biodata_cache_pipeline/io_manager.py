@@ -103,17 +103,20 @@ class CacheIOManager(ConfigurableIOManager):
         store = self.cache.store()
         source = _metadata_value(context.output_metadata.get(SOURCE_METADATA_KEY))
         fingerprint = _metadata_value(context.output_metadata.get(INPUT_METADATA_KEY))
-        moved = fingerprint is not None and fingerprint != store.read_build(spec).get(INPUT_METADATA_KEY)
+        published = store.read_build(spec)
+        # Published again when the bytes or their inputs changed, or when the table has no build
+        # manifest yet (a cache published before build history: its first one).
+        outdated = "build_id" not in published or (fingerprint is not None and fingerprint != published.get(INPUT_METADATA_KEY))
         if spec.partitioned:  # the state as written, with the partitions of runs over others
             changes, written, changed = self._write_partitions(context, store, spec, obj)
-            if changed or moved:
+            if changed or outdated:
                 state = publish_partitions(store, spec, changes, source, fingerprint)
             else:
                 state = store.read_partition_state(spec)
             row_count, partitions = _total_rows(state), len(state)
         else:
             (row_count, changed), partitions, written = self._write_table(store, spec, obj), None, None
-            if changed or moved:
+            if changed or outdated:
                 publish_build(store, spec, source, row_count, fingerprint)
         publish_catalog(store)
         url = store.table_url(spec)
