@@ -87,7 +87,7 @@ def record_build(store: CacheStore, spec: TableSpec, row_count: int, state: Mapp
     """Write the manifest of the table as now published (unless the newest one names the same
     objects) and keep its objects readable; return the current build id. A partitioned table's
     objects are the partitions of `state` (default: its stored build state)."""
-    return _record(store, spec, row_count, state, kept_objects(store, spec))[0]
+    return _record(store, spec, row_count, state, _kept_objects(store, spec))[0]
 
 
 def manifest_recorder(store: CacheStore, spec: TableSpec) -> Callable[[Mapping[str, dict]], None]:
@@ -95,7 +95,7 @@ def manifest_recorder(store: CacheStore, spec: TableSpec) -> Callable[[Mapping[s
     partitioned table as of `state` inside the update (module docstring). The objects this store
     wrote are kept readable now, before the update; an attempt the update makes again first deletes
     the manifest of the attempt whose conditional write lost."""
-    kept = kept_objects(store, spec)
+    kept = _kept_objects(store, spec)
     written: list[str] = []
 
     def record(state: Mapping[str, dict]) -> None:
@@ -160,7 +160,7 @@ def latest_manifest(store: CacheStore, spec: TableSpec) -> dict | None:
     return found
 
 
-def kept_objects(store: CacheStore, spec: TableSpec) -> dict[str, dict]:
+def _kept_objects(store: CacheStore, spec: TableSpec) -> dict[str, dict]:
     """Manifest entries (but their rows) of the table's objects this store wrote or compared
     (`CacheStore.seen_objects`), by path relative to the version folder, each kept readable unless
     the newest manifest names it with the same bytes."""

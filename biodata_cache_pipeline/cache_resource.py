@@ -108,8 +108,8 @@ def publish_partitions(
     state = store.update_partition_state(spec, changes, manifest_recorder(store, spec))
 
     def current_build() -> dict:
-        now = store.read_partition_state(spec)
-        build = _build(source, sum(entry["rows"] for entry in now.values()), len(now), fingerprint)
+        current = store.read_partition_state(spec)
+        build = _build(source, sum(entry["rows"] for entry in current.values()), len(current), fingerprint)
         return {**build, "build_id": build_ids(store, spec)[-1]}
 
     store.publish_metadata(spec, current_build)

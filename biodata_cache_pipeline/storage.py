@@ -9,10 +9,10 @@ exclusive file lock locally, conditional writes on S3), so concurrent writers (r
 partitions of a table, other tables, registrations) never lose each other's entries. Partitioned
 tables also keep a small build state per partition (rows, fingerprint of the input it was built
 from) in `bdc-vX.Y/.build_state/`, which change detection and the registry row counts read instead
-of listing or opening every partition. A table or partition whose new bytes
-equal the stored ones is not written again. The record snapshot every table is built from lives
-in `bdc-vX.Y/_snapshot/`, a private area no reader lists; it is written to a local staging temp
-first, and each snapshot refresh first removes the temps of writers that are gone.
+of listing or opening every partition. A table or partition whose new bytes equal the stored ones
+is not written again. The record snapshot every table is built from lives in `bdc-vX.Y/_snapshot/`,
+a private area no reader lists; it is written to a local staging temp first, and each snapshot
+refresh first removes the temps of writers that are gone.
 
 An unreadable published object (a truncated parquet, a corrupt registry fragment or build state) is
 reported by path with a warning and treated as absent, so the next build replaces it.
@@ -305,13 +305,14 @@ class CacheStore:
         when next requested)."""
         relative = layout.build_state_file(self.version, spec)
         try:
-            state = {} if data is None else json.loads(data)
+            try:
+                state = {} if data is None else json.loads(data)
+            except ValueError as error:
+                raise ValueError(f"{self.storage.describe(relative)} is not valid JSON: {error}") from error
             partitions = state.get("partitions", {}) if isinstance(state, dict) else None
             if not isinstance(partitions, dict):
                 raise ValueError(f"{self.storage.describe(relative)} is not a build state")
         except ValueError as error:
-            if isinstance(error, json.JSONDecodeError):
-                error = ValueError(f"{self.storage.describe(relative)} is not valid JSON: {error}")
             log.warning("%s; rebuilt from the stored partitions", error)
             footers = {value: self.read_parquet_metadata(spec, value) for value in self.list_partitions(spec)}
             return {value: {"rows": f.num_rows, "fingerprint": None} for value, f in footers.items() if f is not None}
