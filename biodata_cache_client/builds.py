@@ -226,7 +226,7 @@ def _version_bytes(source, version: str, entry: dict, relative: str) -> bytes:
     """One S3 object version: from the local copy when it holds it, else `GetObject` with `VersionId`
     (kept in the local copy, if any, by checksum)."""
     copy = source.local if isinstance(source, CopiedS3Source) else None
-    offline = copy is None and isinstance(source.filesystem, pafs.LocalFileSystem)
+    offline = copy is None and isinstance(source.storage.filesystem, pafs.LocalFileSystem)
     if offline:
         copy = source
     if copy is not None:

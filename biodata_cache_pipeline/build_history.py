@@ -25,8 +25,9 @@ Keeping the objects readable:
   `bdc-vX.Y/_history/objects/<sha256>.pqt`, stored once however many builds name it: a hard link
   of the published file on a local root (no extra space), a server-side copy on S3.
 
-Every path and write goes through the `CacheStore` helpers (paths, the atomic `_put`, its S3
-client): the store stays the one owner of the cache's objects. Two runs publishing the same
+Every path comes from the layout and every write goes through the store's storage backend (its
+atomic `put`, and the object-history primitives: versions, copies, deletes): the store stays the
+one owner of the cache's objects. Two runs publishing the same
 partitioned table at once would each write a manifest listing every partition of the build state
 they read, but a partition the other run rewrote meanwhile could keep its previous checksum; the
 pipeline's pools (one run per table, `stale_runs.py`) keep that from happening.
@@ -43,21 +44,17 @@ listing them (layout.md: it never loses an entry).
 from __future__ import annotations
 
 import argparse
-import errno
 import hashlib
 import json
 import logging
 import os
-import re
-import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-import pyarrow.fs as pafs
-from botocore.exceptions import ClientError
 
+from biodata_cache_client import layout
 from biodata_cache_client.layout import (
     BUILD_ID,
     BUILD_TIME_FORMAT,
@@ -71,12 +68,10 @@ from biodata_cache_client.schema import TABLES
 from biodata_cache_client.schema.declaration import TableSpec
 from biodata_cache_pipeline.storage import CacheStore
 
-VERSION_FOLDER = re.compile(r"bdc-v(\d+)\.(\d+)")
 KEEP_BUILDS_ENV = "BIODATA_HISTORY_KEEP_BUILDS"
 KEEP_DAYS_ENV = "BIODATA_HISTORY_KEEP_DAYS"
 DEFAULT_KEEP_BUILDS = 30
 DEFAULT_KEEP_DAYS = 90
-S3_DELETE_BATCH = 1000  # DeleteObjects takes at most this many keys
 log = logging.getLogger(__name__)
 
 
@@ -103,20 +98,19 @@ def record_build(store: CacheStore, spec: TableSpec, row_count: int) -> str:
         "partition_key": spec.partition_key,
         "objects": objects,
     }
-    store._put(store._path(manifest_relative(spec.name, build_id)), json.dumps(manifest, separators=(",", ":")).encode())
+    store.storage.put(_in_version(store, manifest_relative(spec.name, build_id)), json.dumps(manifest, separators=(",", ":")).encode())
     return build_id
 
 
 def build_ids(store: CacheStore, spec: TableSpec) -> list[str]:
     """The table's recorded builds, oldest first."""
-    folder = store._path(BUILDS_FOLDER, spec.name)
-    infos = store._read_filesystem.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
-    ids = [info.base_name.removesuffix(".json") for info in infos if info.is_file]
+    folder = _in_version(store, f"{BUILDS_FOLDER}/{spec.name}")
+    ids = [relative.rsplit("/", 1)[-1].removesuffix(".json") for relative in store.storage.list_files(folder)]
     return sorted(i for i in ids if BUILD_ID.fullmatch(i))
 
 
 def read_manifest(store: CacheStore, spec: TableSpec, build_id: str) -> dict:
-    return store._read_json(store._path(manifest_relative(spec.name, build_id)))
+    return store._read_json(_in_version(store, manifest_relative(spec.name, build_id)))
 
 
 def latest_manifest(store: CacheStore, spec: TableSpec) -> dict | None:
@@ -126,7 +120,8 @@ def latest_manifest(store: CacheStore, spec: TableSpec) -> dict | None:
     try:
         found = read_manifest(store, spec, ids[-1]) if ids else None
         if found is not None and not isinstance(found.get("objects"), list):
-            raise ValueError(f"{store._describe(store._path(manifest_relative(spec.name, ids[-1])))} is not a build manifest")
+            described = store.storage.describe(_in_version(store, manifest_relative(spec.name, ids[-1])))
+            raise ValueError(f"{described} is not a build manifest")
     except (ValueError, AttributeError) as error:
         log.warning("%s; the next manifest is made from the published objects", error)
         return None
@@ -137,12 +132,12 @@ def _current_objects(store: CacheStore, spec: TableSpec, row_count: int, previou
     """The manifest entries of the table as published now, each object kept readable."""
     if spec.partitioned:
         state = store.read_partition_state(spec)
-        listed = [(store.partition_path(spec, key), key, state[key]["rows"]) for key in sorted(state)]
+        listed = [(layout.partition_file(store.version, spec, key), key, state[key]["rows"]) for key in sorted(state)]
     else:
-        listed = [(store._table_path(spec), None, row_count)]
+        listed = [(layout.table_file(store.version, spec), None, row_count)]
     known = {entry["path"]: entry for entry in (previous or {}).get("objects", [])}
-    versioned = _versioned_bucket(store)
-    version_prefix = store._path("")
+    versioned = store.storage.versioning_enabled()
+    version_prefix = f"{store.version}/"
     objects = []
     for path, partition, rows in listed:
         relative = path.removeprefix(version_prefix)
@@ -152,54 +147,28 @@ def _current_objects(store: CacheStore, spec: TableSpec, row_count: int, previou
             objects.append({**entry, "rows": rows})
             continue
         if seen is None:  # first manifest of this table: read and hash the published object once
-            data = store._read_bytes(path)
+            data = store.storage.read_bytes(path)
             if data is None:
                 continue
             seen = (hashlib.sha256(data).hexdigest(), len(data))
         sha256, size = seen
-        version_id = _s3_version_id(store, path) if versioned else _keep_copy(store, path, sha256)
+        version_id = store.storage.version_id(path) if versioned else _keep_copy(store, path, sha256)
         objects.append(
             {"path": relative, "partition": partition, "rows": rows, "size": size, "sha256": sha256, "version_id": version_id}
         )
     return objects
 
 
-def _versioned_bucket(store: CacheStore) -> bool:
-    if not store._is_s3:
-        return False
-    bucket = store._root_path.split("/", 1)[0]
-    with store._naming_failures(store._root_path, "read the versioning status of"):
-        return store._s3_client.get_bucket_versioning(Bucket=bucket).get("Status") == "Enabled"
-
-
-def _s3_version_id(store: CacheStore, path: str) -> str:
-    bucket, key = path.split("/", 1)
-    with store._naming_failures(path, "read the version of"):
-        return store._s3_client.head_object(Bucket=bucket, Key=key)["VersionId"]
-
-
 def _keep_copy(store: CacheStore, path: str, sha256: str) -> None:
     """Keep the published object at `path` as `_history/objects/<sha256>.pqt` (once)."""
-    target = store._path(history_object_relative(sha256))
-    if store._read_filesystem.get_file_info(target).is_file:
-        return
-    if store._is_s3:
-        bucket, key = path.split("/", 1)
-        target_bucket, target_key = target.split("/", 1)
-        with store._naming_failures(target, "copy to"):
-            store._s3_client.copy_object(Bucket=target_bucket, Key=target_key, CopySource={"Bucket": bucket, "Key": key})
-    elif store._is_memory:
-        store._put(target, store._read_bytes(path))
-    else:
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        try:
-            os.link(path, target)  # the published file's bytes, without a second copy on disk
-        except FileExistsError:
-            pass
-        except OSError as error:
-            if error.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
-                raise
-            store._put(target, store._read_bytes(path))
+    target = _in_version(store, history_object_relative(sha256))
+    if not store.storage.is_file(target):
+        store.storage.copy(path, target)
+
+
+def _in_version(store: CacheStore, relative: str) -> str:
+    """A path relative to the version folder, made relative to the root."""
+    return f"{store.version}/{relative}"
 
 
 # -- retention -----------------------------------------------------------------------------------
@@ -290,10 +259,10 @@ def _expired_builds(store: CacheStore, retention: Retention, now: datetime) -> l
             if build_id in expired:
                 for ref in refs:
                     expired_refs.setdefault(ref, f"{spec.name} {build_id}")
-                path = store._path(manifest_relative(spec.name, build_id))
+                path = _in_version(store, manifest_relative(spec.name, build_id))
                 deletions.append(
-                    Deletion(f"build {spec.name} {build_id} (built {manifest['built_at']}): {store._uri(path)}",
-                             lambda path=path: _delete_every_version(store, path))
+                    Deletion(f"build {spec.name} {build_id} (built {manifest['built_at']}): {store.storage.object_uri(path)}",
+                             lambda path=path: store.storage.delete_object(path))
                 )
             else:
                 kept_refs |= refs
@@ -307,13 +276,13 @@ def _expired_builds(store: CacheStore, retention: Retention, now: datetime) -> l
             if sha256 in kept_copies or sha256 in deleted_copies:
                 continue
             deleted_copies.add(sha256)
-            target = store._path(history_object_relative(sha256))
-            deletions.append(Deletion(f"copy of {path} from build {build}: {store._uri(target)}",
-                                      lambda target=target: _delete_object(store, target)))
-        elif not _is_latest_version(store, store._path(path), version_id):
-            full = store._path(path)
-            deletions.append(Deletion(f"{store._uri(full)} version {version_id} from build {build}",
-                                      lambda full=full, version_id=version_id: _delete_s3_version(store, full, version_id)))
+            target = _in_version(store, history_object_relative(sha256))
+            deletions.append(Deletion(f"copy of {path} from build {build}: {store.storage.object_uri(target)}",
+                                      lambda target=target: store.storage.delete_object(target)))
+        elif store.storage.version_id(_in_version(store, path)) != version_id:  # never the object's current version
+            full = _in_version(store, path)
+            deletions.append(Deletion(f"{store.storage.object_uri(full)} version {version_id} from build {build}",
+                                      lambda full=full, version_id=version_id: store.storage.delete_version(full, version_id)))
     return deletions
 
 
@@ -321,87 +290,15 @@ def _reference(entry: dict) -> tuple[str, str, str | None]:
     return entry["path"], entry["sha256"], entry.get("version_id")
 
 
-def _is_latest_version(store: CacheStore, path: str, version_id: str) -> bool:
-    """Whether `version_id` is what the object's key holds now (never deleted by prune)."""
-    bucket, key = path.split("/", 1)
-    try:
-        return store._s3_client.head_object(Bucket=bucket, Key=key)["VersionId"] == version_id
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-            return False
-        raise
-
-
 def _old_version_folders(store: CacheStore) -> list[Deletion]:
     """Every `bdc-vX.Y` folder under the root older than this pipeline's version folder."""
-    current = _version_number(store.version)
-    root = store._root_path
-    infos = store._read_filesystem.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+    current = layout.version_number(store.version)
     deletions = []
-    for info in sorted(infos, key=lambda info: info.base_name):
-        number = _version_number(info.base_name)
-        if info.type == pafs.FileType.Directory and number is not None and number < current:
-            folder = f"{root}/{info.base_name}"
-            deletions.append(Deletion(f"old version folder {store._uri(folder)}/ (current: {store.version})",
-                                      lambda folder=folder: _delete_folder(store, folder)))
+    for folder in store.storage.list_folders():
+        if layout.VERSION_FOLDER_PATTERN.match(folder) and layout.version_number(folder) < current:
+            deletions.append(Deletion(f"old version folder {store.storage.object_uri(folder)}/ (current: {store.version})",
+                                      lambda folder=folder: store.storage.delete_folder(folder)))
     return deletions
-
-
-def _version_number(name: str) -> tuple[int, int] | None:
-    match = VERSION_FOLDER.fullmatch(name)
-    return (int(match[1]), int(match[2])) if match else None
-
-
-def _delete_object(store: CacheStore, path: str) -> None:
-    if store._is_s3:
-        _delete_every_version(store, path)
-    else:
-        store.filesystem.delete_file(path)
-
-
-def _delete_every_version(store: CacheStore, path: str) -> None:
-    """Delete an object; on S3 every version of its key (a plain delete would only hide it)."""
-    if not store._is_s3:
-        store.filesystem.delete_file(path)
-        return
-    bucket, key = path.split("/", 1)
-    _delete_s3_versions(store, bucket, [v for v in _s3_versions(store, bucket, key) if v["Key"] == key])
-
-
-def _delete_s3_version(store: CacheStore, path: str, version_id: str) -> None:
-    bucket, key = path.split("/", 1)
-    with store._naming_failures(path, f"delete version {version_id} of"):
-        store._s3_client.delete_object(Bucket=bucket, Key=key, VersionId=version_id)
-
-
-def _delete_folder(store: CacheStore, folder: str) -> None:
-    if store._is_s3:
-        bucket, prefix = folder.split("/", 1)
-        _delete_s3_versions(store, bucket, _s3_versions(store, bucket, f"{prefix}/"))
-    elif store._is_memory:
-        store.filesystem.delete_dir(folder)
-    else:
-        shutil.rmtree(folder)
-
-
-def _s3_versions(store: CacheStore, bucket: str, prefix: str) -> list[dict]:
-    """Every version and delete marker under `prefix` (an unversioned bucket lists version `null`)."""
-    versions = []
-    with store._naming_failures(f"{bucket}/{prefix}", "list the versions of"):
-        for page in store._s3_client.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
-            versions += [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in page.get("Versions", [])]
-            versions += [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in page.get("DeleteMarkers", [])]
-    return versions
-
-
-def _delete_s3_versions(store: CacheStore, bucket: str, versions: list[dict]) -> None:
-    for start in range(0, len(versions), S3_DELETE_BATCH):
-        batch = versions[start : start + S3_DELETE_BATCH]
-        with store._naming_failures(f"{bucket}/{batch[0]['Key']}", "delete"):
-            answer = store._s3_client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
-        if answer.get("Errors"):
-            first = answer["Errors"][0]
-            raise OSError(f"could not delete s3://{bucket}/{first['Key']}: {first.get('Message', first.get('Code'))}")
 
 
 # -- command line ---------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ import pandas as pd
 import pytest
 from dagster import DagsterInstance
 from handmade_corpus import asset_name, remove_record, use_local_environment, write_corpus, write_record
-from pyarrow.fs import FileSelector
 
 import biodata_cache_client as bdc
 from biodata_cache_client.layout import BUILD_ID, HISTORY_OBJECTS_FOLDER, version_folder
@@ -307,7 +306,7 @@ def test_without_bucket_versioning_builds_are_kept_as_copies(copies_root, capsys
     assert record_build(store, GENOTYPES, 1) == ids[-1]
     bdc.configure(root=copies_root)
     assert [bdc.unique_genotypes(build=build_id) for build_id in ids] == written
-    copies = store.filesystem.get_file_info(FileSelector(f"{store._path(HISTORY_OBJECTS_FOLDER)}"))
+    copies = store.storage.list_files(f"{store.version}/{HISTORY_OBJECTS_FOLDER}")
     assert len(copies) == 2, "one copy per distinct content"
 
     prune(store, Retention(keep_builds=1, keep_days=0), say=print)
@@ -315,7 +314,7 @@ def test_without_bucket_versioning_builds_are_kept_as_copies(copies_root, capsys
     assert said.count("deleting build unique_genotypes") == 2 and said.count("deleting copy of") == 1
     assert bdc.history("unique_genotypes")["build_id"].tolist() == ids[-1:]
     assert bdc.unique_genotypes(build=ids[-1]) == ["a"] and bdc.unique_genotypes() == ["a"]
-    assert len(store.filesystem.get_file_info(FileSelector(f"{store._path(HISTORY_OBJECTS_FOLDER)}"))) == 1
+    assert len(store.storage.list_files(f"{store.version}/{HISTORY_OBJECTS_FOLDER}")) == 1
 
 
 def test_partitions_with_the_same_bytes_share_one_copy(tmp_path, capsys):

@@ -117,6 +117,29 @@ class Storage(ABC):
         """Read-modify-write of one object, safe against concurrent writers: `change(current bytes or
         None)` gives the new bytes, or None to leave the object as it is."""
 
+    # -- object history (build manifests name earlier objects: biodata_cache_pipeline.build_history) --
+
+    def versioning_enabled(self) -> bool:
+        """Whether the root keeps every earlier version of an object by itself (a versioned S3 bucket)."""
+        return False
+
+    def version_id(self, relative: str) -> str | None:
+        """The version the object holds now, where the root keeps versions; else None."""
+        return None
+
+    def copy(self, relative: str, target: str) -> None:
+        """Put a copy of the object at `target`."""
+        self.put(target, self.read_bytes(relative))
+
+    def delete_object(self, relative: str) -> None:
+        """Remove this one object, with every earlier version of it; absent is fine."""
+        with suppress(FileNotFoundError):
+            self.filesystem.delete_file(self.path(relative))
+
+    def delete_folder(self, folder: str) -> None:
+        """Remove a folder and everything under it (every version of every object)."""
+        self.filesystem.delete_dir(self.path(folder))
+
     # -- staging temps ---------------------------------------------------------------------------
 
     def staging_temp(self, name: str) -> str:

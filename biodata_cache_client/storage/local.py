@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import shutil
 from collections.abc import Callable
 from contextlib import suppress
 from urllib.parse import quote
@@ -68,3 +69,19 @@ class LocalStorage(Storage):
             new = change(self.read_bytes(relative))
             if new is not None:
                 self.put(relative, new)
+
+    def copy(self, relative: str, target: str) -> None:
+        """A hard link of the object (no second copy on disk); a plain copy where links cannot be made."""
+        path = self.path(target)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        try:
+            os.link(self.path(relative), path)
+        except FileExistsError:
+            pass
+        except OSError as error:
+            if error.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+                raise
+            super().copy(relative, target)
+
+    def delete_folder(self, folder: str) -> None:
+        shutil.rmtree(self.path(folder))

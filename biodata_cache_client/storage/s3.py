@@ -40,6 +40,7 @@ READ_ADVICE = "check the network and the AWS settings (AWS_ENDPOINT_URL, credent
 UPDATE_ATTEMPTS = 10
 # S3 answers a conditional PUT that lost a race with 412, or 409 while a competing write is in flight.
 RETRYABLE_CONDITIONAL_ERRORS = ("PreconditionFailed", "ConditionalRequestConflict")
+S3_DELETE_BATCH = 1000  # DeleteObjects takes at most this many keys
 T = TypeVar("T")
 
 
@@ -104,6 +105,61 @@ class S3Storage(Storage):
             f"could not update {self.describe(relative)}: "
             f"{UPDATE_ATTEMPTS} conditional writes lost to concurrent writers"
         )
+
+    def versioning_enabled(self) -> bool:
+        bucket = self.root_path.split("/", 1)[0]
+        with self._naming_failures("", "read the versioning status of"):
+            return self._client.get_bucket_versioning(Bucket=bucket).get("Status") == "Enabled"
+
+    def version_id(self, relative: str) -> str | None:
+        bucket, key = self._bucket_key(relative)
+        try:
+            return self._client.head_object(Bucket=bucket, Key=key)["VersionId"]
+        except ClientError as error:
+            if _error_code(error) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise OSError(f"could not read the version of {self.describe(relative)}: {error}") from error
+
+    def copy(self, relative: str, target: str) -> None:
+        """A server-side copy."""
+        bucket, key = self._bucket_key(relative)
+        target_bucket, target_key = self._bucket_key(target)
+        with self._naming_failures(target, "copy to"):
+            self._client.copy_object(Bucket=target_bucket, Key=target_key, CopySource={"Bucket": bucket, "Key": key})
+
+    def delete_version(self, relative: str, version_id: str) -> None:
+        """Delete one earlier version of an object."""
+        bucket, key = self._bucket_key(relative)
+        with self._naming_failures(relative, f"delete version {version_id} of"):
+            self._client.delete_object(Bucket=bucket, Key=key, VersionId=version_id)
+
+    def delete_object(self, relative: str) -> None:
+        """Every version of the key (a plain delete on a versioned bucket would only hide it)."""
+        _, key = self._bucket_key(relative)
+        self._delete_versions([v for v in self._versions(relative) if v["Key"] == key], relative)
+
+    def delete_folder(self, folder: str) -> None:
+        self._delete_versions(self._versions(f"{folder}/"), folder)
+
+    def _versions(self, prefix: str) -> list[dict]:
+        """Every version and delete marker under `prefix` (an unversioned bucket lists version `null`)."""
+        bucket, key_prefix = self._bucket_key(prefix)
+        versions = []
+        with self._naming_failures(prefix, "list the versions of"):
+            for page in self._client.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=key_prefix):
+                for listed in page.get("Versions", []) + page.get("DeleteMarkers", []):
+                    versions.append({"Key": listed["Key"], "VersionId": listed["VersionId"]})
+        return versions
+
+    def _delete_versions(self, versions: list[dict], relative: str) -> None:
+        bucket = self.root_path.split("/", 1)[0]
+        for start in range(0, len(versions), S3_DELETE_BATCH):
+            batch = versions[start : start + S3_DELETE_BATCH]
+            with self._naming_failures(relative, "delete"):
+                answer = self._client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+            if answer.get("Errors"):
+                first = answer["Errors"][0]
+                raise OSError(f"could not delete s3://{bucket}/{first['Key']}: {first.get('Message', first.get('Code'))}")
 
     @cached_property
     def _client(self):
