@@ -104,7 +104,10 @@ class CacheIOManager(ConfigurableIOManager):
         else:
             (row_count, changed), partitions, written = self._write_table(store, spec, obj), None, None
         fingerprint = _metadata_value(context.output_metadata.get(INPUT_METADATA_KEY))
-        if changed or (fingerprint is not None and fingerprint != store.read_build(spec).get(INPUT_METADATA_KEY)):
+        published = store.read_build(spec)
+        # Published again when the bytes or their inputs changed, or when the table has no build
+        # manifest yet (a cache published before build history: its first one).
+        if changed or "build_id" not in published or (fingerprint is not None and fingerprint != published.get(INPUT_METADATA_KEY)):
             source = _metadata_value(context.output_metadata.get(SOURCE_METADATA_KEY))
             publish_build(store, spec, source, row_count, partitions, fingerprint)
         publish_catalog(store)

@@ -26,9 +26,9 @@ from biodata_cache_client.frames import read_schema
 from biodata_cache_client.layout import CATALOG_FILE, version_folder
 from biodata_cache_client.reader import current_reader
 from biodata_cache_client.schema import TABLES
-from biodata_cache_pipeline.catalog import PARSED_COLUMNS
+from biodata_cache_pipeline.catalog import PARSED_COLUMNS, publish_catalog
 from biodata_cache_pipeline.cli import materialize_all
-from biodata_cache_pipeline.io_manager import CacheIOManager
+from biodata_cache_pipeline.cache_resource import CacheResource
 from biodata_cache_pipeline.records import parse_utc
 from biodata_cache_pipeline.sample_corpus import generate_corpus
 from biodata_cache_pipeline.storage import CacheStore
@@ -169,7 +169,7 @@ def test_partition_values_keep_leading_zeros_and_slashes_on_s3(fresh_root, aws_e
     for subject in subjects:
         store.write_partition(QC, subject, QC.from_rows([_metric(subject)]))
     store.publish_metadata(QC, {"row_count": 3, "partitions": 3})
-    assert CacheIOManager(root=fresh_root).publish_catalog(store)
+    assert publish_catalog(store)
 
     views, _ = plain_duckdb(f"{fresh_root}/{VERSION}/{CATALOG_FILE}", tmp_path, moto_secret(aws_env))
     assert sorted(views) == ["quality_control"]
@@ -206,27 +206,27 @@ def test_the_catalog_lists_the_tables_built_when_one_fails(tmp_path, monkeypatch
 
 def test_an_unchanged_cache_keeps_its_catalog_and_a_table_without_partitions_leaves_it(tmp_path):
     root = str(tmp_path / "cache")
-    store, io_manager = CacheStore(root), CacheIOManager(root=root)
+    store, cache = CacheStore(root), CacheResource(root=root)
     store.write_table(GENOTYPES, GENOTYPES.from_columns({"genotype": ["a"]}))
     store.publish_metadata(GENOTYPES, {"row_count": 1})
     store.write_partition(QC, "1", QC.from_rows([_metric("1")]))
     store.publish_metadata(QC, {"row_count": 1, "partitions": 1})
-    assert io_manager.publish_catalog(store)
+    assert publish_catalog(store)
     catalog = Path(root) / VERSION / CATALOG_FILE
     written = catalog.stat()
 
-    assert not io_manager.publish_catalog(store), "the same tables give the same bytes: not written again"
+    assert not publish_catalog(store), "the same tables give the same bytes: not written again"
     assert catalog.stat().st_ino == written.st_ino and catalog.stat().st_mtime_ns == written.st_mtime_ns
     elsewhere = subprocess.run(  # another process builds the same bytes
         [sys.executable, "-c", "import sys; from biodata_cache_pipeline.catalog import build_catalog; "
-         "from biodata_cache_pipeline.tables import TABLES; "
+         "from biodata_cache_client.schema import TABLES; "
          "sys.stdout.buffer.write(build_catalog([TABLES['quality_control'], TABLES['unique_genotypes']], sys.argv[1]))",
          store.version_uri],
         capture_output=True, timeout=120, check=True,
     )
     assert elsewhere.stdout == catalog.read_bytes()
 
-    assert io_manager.remove_partitions(QC, ["1"]) == ["1"]
+    assert cache.remove_partitions(QC, ["1"]) == ["1"]
     views, _ = plain_duckdb(str(catalog), tmp_path / "plain")
     assert list(views) == ["unique_genotypes"], "a table with no partition left is not in the catalog"
 

@@ -398,3 +398,28 @@ def _stored_objects(cache: Cache) -> set[tuple]:
 def _bucket(cache: Cache) -> tuple[str, str]:
     bucket, _, prefix = cache.root.removeprefix("s3://").partition("/")
     return bucket, prefix
+
+
+def test_a_cache_published_before_build_history_gets_its_first_manifests_unchanged(tmp_path):
+    """Tables published without build manifests (an older cache) get one on the next build even when
+    nothing changed, so every table has a build to name and read."""
+    samples, root = tmp_path / "samples", str(tmp_path / "cache")
+    write_corpus(samples, SUBJECTS)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        use_local_environment(monkeypatch, samples, Path("unused"))
+        monkeypatch.setenv("BIODATA_CACHE_ROOT", root)
+        bdc.configure(root=root)
+        assert not materialize_all(DagsterInstance.ephemeral(), say=lambda _: None).failures
+        version = Path(root) / VERSION
+        for fragment in (version / "cache_registry").glob("*.json"):  # as the code before build history wrote them
+            entry = json.loads(fragment.read_text())
+            del entry["build"]["build_id"]
+            fragment.write_text(json.dumps(entry))
+        for manifests in (version / "_builds").iterdir():
+            for manifest in manifests.iterdir():
+                manifest.unlink()
+        assert all(bdc.history(name).empty for name in TABLES)
+
+        assert not materialize_all(DagsterInstance.ephemeral(), say=lambda _: None).failures
+        assert {name: len(bdc.history(name)) for name in TABLES} == {name: 1 for name in TABLES}
+        assert bdc.qc(None, build=bdc.history("quality_control")["build_id"][0]).equals(bdc.qc(None))
