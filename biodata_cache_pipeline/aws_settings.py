@@ -74,7 +74,9 @@ def stored_settings() -> dict[str, str]:
         return {}
     if not prefix.startswith("/"):
         raise SettingsError(f"{SSM_PREFIX_VARIABLE}={prefix!r} is not a parameter path: start it with '/'")
-    wanted = {f"{prefix}/{name}": variable for name, variable in STORED_SETTINGS.items() if not os.environ.get(variable)}
+    wanted = {
+        f"{prefix}/{name}": variable for name, variable in STORED_SETTINGS.items() if not os.environ.get(variable)
+    }
     if not wanted:
         return {}
     try:

@@ -153,11 +153,14 @@ def ssm_prefix(aws_env, monkeypatch) -> str:
 def put_parameters(prefix: str, **values: str) -> None:
     ssm = boto3.client("ssm", region_name="us-east-1")
     for name, value in values.items():
-        ssm.put_parameter(Name=f"{prefix}/{name}", Value=value, Type="SecureString" if name == "docdb_host" else "String")
+        kind = "SecureString" if name == "docdb_host" else "String"
+        ssm.put_parameter(Name=f"{prefix}/{name}", Value=value, Type=kind)
 
 
 def test_prod_settings_come_from_parameter_store(ssm_prefix):
-    put_parameters(ssm_prefix, docdb_host="docdb.stored.org", docdb_collection="stored_assets", cache_root="s3://stored/cache")
+    put_parameters(
+        ssm_prefix, docdb_host="docdb.stored.org", docdb_collection="stored_assets", cache_root="s3://stored/cache"
+    )
 
     resources = pipeline_resources()
 
