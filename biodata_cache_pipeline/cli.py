@@ -38,9 +38,9 @@ from biodata_cache_pipeline.automation import (
     refresh_subjects,
     subject_quality_control,
 )
+from biodata_cache_pipeline.aws_settings import SettingsError
 from biodata_cache_pipeline.build_history import add_prune_command, run_prune
-from biodata_cache_pipeline.definitions import build_definitions
-from biodata_cache_pipeline.environment import cache_root, environment, pipeline_resources, sample_root
+from biodata_cache_pipeline.environment import environment, pipeline_resources, sample_root
 from biodata_cache_pipeline.stale_runs import prepare_runs
 from biodata_cache_pipeline.storage import CacheStore
 from biodata_cache_pipeline.subjects import MAX_KEY_LENGTH, shortened
@@ -121,10 +121,15 @@ def materialize_all(
     say: Callable[[str], None] = print,
     changed_only: bool = False,
     force_publish: bool = False,
+    resources: dict | None = None,
 ) -> BuildOutcome:
-    """Build the tables with the resources of the active environment. A table that fails does not
-    stop the others: the outcome lists the failures and what they left unbuilt."""
-    resources = pipeline_resources()
+    """Build the tables with `resources` (default: those of the active environment). A table that
+    fails does not stop the others: the outcome lists the failures and what they left unbuilt."""
+    resources = resources or pipeline_resources()
+    # Imported here: that module builds the code location on import, reading the settings (Parameter
+    # Store too), whose errors `main` reports in one line first.
+    from biodata_cache_pipeline.definitions import build_definitions
+
     defs = build_definitions(resources)
     prepare_runs(instance, [defs.resolve_job_def(job.name) for job in (nightly_tables, subject_quality_control)], say)
     cache = resources["cache"]
@@ -212,7 +217,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_prune_command(commands)
     args = parser.parse_args(argv)
 
-    store = CacheStore(cache_root())
+    try:
+        resources = pipeline_resources()
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    store = resources["cache"].store()  # its S3 connection too
     if args.command == "prune":
         return run_prune(args, store)
     if args.command == "materialize":
@@ -220,9 +230,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"no sample corpus at {sample_root()}: run `biodata-cache-sample --out {sample_root()}` first",
                   file=sys.stderr)
             return 2
-        print(pipeline_resources()["records"].__doc__)
+        print(resources["records"].__doc__)
         with DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral() as instance:
-            outcome = materialize_all(instance, changed_only=args.changed_only, force_publish=args.force_publish)
+            outcome = materialize_all(
+                instance, changed_only=args.changed_only, force_publish=args.force_publish, resources=resources
+            )
         print_summary(outcome.registry, store)
         print_notes(outcome)
         print_failures(outcome, verbose=args.verbose)
