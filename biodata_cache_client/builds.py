@@ -278,14 +278,19 @@ def _log(reader, spec: TableSpec, version: str, found: dict | None) -> None:
 
 def provenance() -> list[dict]:
     """Every table and build this process has read, first read first, each once:
-    `{"table", "version", "build_id", "built_at", "root"}` (build None: no build was recorded)."""
+    `{"table", "version", "build_id", "built_at", "root"}` (build None: no build was recorded, or
+    the root cannot be listed now, which a warning says)."""
     entries, listed = {}, {}
     for read in list(_reads):
         build_id, at = read.build_id, read.built_at
         if build_id is None:  # the published paths: the build published when the read ran
             where = (read.reader, read.table, read.version)
             if where not in listed:
-                listed[where] = build_ids(*where)
+                try:
+                    listed[where] = build_ids(*where)
+                except (CacheReadError, OSError) as error:  # e.g. the root is not reachable any more
+                    warnings.warn(f"provenance: the builds of {read.table} are unknown: {error}", stacklevel=2)
+                    listed[where] = []
             ids = [i for i in listed[where] if build_time(i) <= read.read_at]
             build_id, at = (ids[-1], build_time(ids[-1]).isoformat()) if ids else (None, None)
         entry = {"table": read.table, "version": read.version, "build_id": build_id, "built_at": at,

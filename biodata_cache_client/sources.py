@@ -33,7 +33,8 @@ from biodata_cache_client.config import Settings
 from biodata_cache_client.errors import CacheReadError
 from biodata_cache_client.layout import STAGING_FOLDER
 from biodata_cache_client.storage import LocalStorage, Storage, storage_for
-from biodata_cache_client.storage.s3 import READ_ADVICE, READ_ATTEMPTS, env_region, one_line
+from biodata_cache_client.storage.s3 import READ_ADVICE, READ_ATTEMPTS, one_line
+from biodata_cache_client.storage.s3_connection import env_region
 
 NOT_FOUND_CODES = ("404", "NoSuchKey", "NotFound")
 VALIDATORS_FOLDER = ".validators"

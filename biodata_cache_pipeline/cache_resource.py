@@ -5,7 +5,9 @@ change of the published cache, outside the IO manager's writes.
 `biodata_cache_client.storage`). The IO manager depends on it (`CacheIOManager.cache`) and writes
 every table through the same store; the build manifests both publish are made by `publish_build`
 (an unpartitioned table) and `publish_partitions` (a partitioned table, whose runs over other
-partitions may publish at the same time).
+partitions may publish at the same time). An s3:// root is reached through its `s3` resource
+(`dagster_aws.s3.S3Resource`: endpoint, region, retries, unsigned reads;
+`aws_settings.cache_connection`), for both boto3 and pyarrow.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from datetime import datetime, timezone
 
 import pyarrow as pa
 from dagster import ConfigurableResource
+from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 from biodata_cache_client.layout import PIPELINE_VERSION
 from biodata_cache_client.schema.declaration import TableSpec
+from biodata_cache_pipeline.aws_settings import cache_connection
 from biodata_cache_pipeline.build_history import build_ids, manifest_recorder, record_build
 from biodata_cache_pipeline.catalog import publish_catalog
 from biodata_cache_pipeline.storage import CacheStore, UnreadableObject
@@ -30,9 +34,13 @@ class CacheResource(ConfigurableResource):
     """The cache root the pipeline publishes to (a local folder, s3://bucket/prefix or memory://name)."""
 
     root: str = Field(description="Cache root: a local folder or s3://bucket/prefix.")
+    # Optional: Dagster gives a nested resource no default; None means `aws_settings.cache_s3_resource()`.
+    s3: S3Resource | None = Field(
+        default=None, description="How an s3:// root is reached; unset fields come from the standard AWS environment."
+    )
 
     def store(self) -> CacheStore:
-        return CacheStore(self.root)
+        return CacheStore(self.root, connection=cache_connection(self.s3))
 
     def read_published(self, spec: TableSpec, columns: list[str] | None = None) -> pa.Table | None:
         """The currently published unpartitioned table (or some columns), None if there is none yet."""

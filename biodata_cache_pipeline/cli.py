@@ -39,9 +39,9 @@ from biodata_cache_pipeline.automation import (
     subject_quality_control,
     subject_run_tags,
 )
+from biodata_cache_pipeline.aws_settings import SettingsError
 from biodata_cache_pipeline.build_history import add_prune_command, run_prune
-from biodata_cache_pipeline.definitions import build_definitions
-from biodata_cache_pipeline.environment import cache_root, environment, pipeline_resources, sample_root
+from biodata_cache_pipeline.environment import environment, pipeline_resources, sample_root
 from biodata_cache_pipeline.stale_runs import prepare_runs
 from biodata_cache_pipeline.storage import CacheStore
 from biodata_cache_pipeline.subject_runs import range_label, run_in_processes, subject_ranges
@@ -126,14 +126,19 @@ def materialize_all(
     force_publish: bool = False,
     subjects_per_run: int | None = None,
     concurrent_runs: int | None = None,
+    resources: dict | None = None,
 ) -> BuildOutcome:
-    """Build the tables with the resources of the active environment. A table that fails does not
-    stop the others: the outcome lists the failures and what they left unbuilt. `subjects_per_run`
-    (default `BIODATA_SUBJECTS_PER_RUN`): quality_control in runs of at most that many subjects,
-    `concurrent_runs` (default: the number of cores) processes at a time."""
+    """Build the tables with `resources` (default: those of the active environment). A table that
+    fails does not stop the others: the outcome lists the failures and what they left unbuilt.
+    `subjects_per_run` (default `BIODATA_SUBJECTS_PER_RUN`): quality_control in runs of at most
+    that many subjects, `concurrent_runs` (default: the number of cores) processes at a time."""
     subjects_per_run = subjects_per_run or default_subjects_per_run()
     concurrent_runs = concurrent_runs or os.cpu_count() or 1
-    resources = pipeline_resources()
+    resources = resources or pipeline_resources()
+    # Imported here: that module builds the code location on import, reading the settings (Parameter
+    # Store too), whose errors `main` reports in one line first.
+    from biodata_cache_pipeline.definitions import build_definitions
+
     defs = build_definitions(resources)
     prepare_runs(instance, [defs.resolve_job_def(job.name) for job in (nightly_tables, subject_quality_control)], say)
     cache = resources["cache"]
@@ -254,7 +259,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_prune_command(commands)
     args = parser.parse_args(argv)
 
-    store = CacheStore(cache_root())
+    try:
+        resources = pipeline_resources()
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    store = resources["cache"].store()  # its S3 connection too
     if args.command == "prune":
         return run_prune(args, store)
     if args.command == "materialize":
@@ -267,10 +277,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"no sample corpus at {sample_root()}: run `biodata-cache-sample --out {sample_root()}` first",
                   file=sys.stderr)
             return 2
-        print(pipeline_resources()["records"].__doc__)
+        print(resources["records"].__doc__)
         with DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral() as instance:
-            outcome = materialize_all(instance, changed_only=args.changed_only, force_publish=args.force_publish,
-                                      subjects_per_run=subjects_per_run, concurrent_runs=args.concurrent_runs)
+            outcome = materialize_all(
+                instance, changed_only=args.changed_only, force_publish=args.force_publish, resources=resources,
+                subjects_per_run=subjects_per_run, concurrent_runs=args.concurrent_runs,
+            )
         print_summary(outcome.registry, store)
         print_notes(outcome)
         print_failures(outcome, verbose=args.verbose)

@@ -7,7 +7,11 @@
 - `prod`: records from DocDB through aind-data-access-api, files from `s3://aind-open-data`
   (anonymous), the foraging session table at aind-dynamic-foraging-database's `SESSION_DB`, the
   cache on `s3://allen-data-views/data-asset-cache`. S3 endpoint, region and credentials come
-  from the standard AWS environment (`AWS_ENDPOINT_URL`, `AWS_REGION`, boto3's credential chain).
+  from the standard AWS environment (`AWS_ENDPOINT_URL`, `AWS_REGION`, boto3's credential chain);
+  the cache's through the cache resource's `S3Resource` (`aws_settings.py`), whose unset fields do the same.
+  With `BIODATA_SSM_PREFIX` set, DocDB host and collection and the cache root come from Parameter
+  Store (`<prefix>/docdb_host`, `<prefix>/docdb_collection`, `<prefix>/cache_root`; the variables
+  below override them when set and non-empty; see `aws_settings.py`).
 
 Per-resource overrides, in either environment:
 - `BIODATA_SAMPLE_ROOT`: the local records folder (local only; default `.biodata-sample`)
@@ -28,11 +32,13 @@ reads or writes.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from aind_dynamic_foraging_database import SESSION_DB
 from dagster import EnvVar
 
+from biodata_cache_pipeline.aws_settings import SSM_PREFIX_VARIABLE, SettingsError, cache_s3_resource, stored_settings
 from biodata_cache_pipeline.cache_resource import CacheResource
 from biodata_cache_pipeline.io_manager import CacheIOManager
 from biodata_cache_pipeline.resources import (
@@ -86,16 +92,21 @@ def _setting(name: str, default: str) -> str:
     return _absolute(os.environ.get(name) or default)
 
 
-def cache_root() -> str:
-    return _setting("BIODATA_CACHE_ROOT", PROD_CACHE_ROOT if environment() == "prod" else DEFAULT_CACHE_ROOT)
+def cache_root(stored: Mapping[str, str] | None = None) -> str:
+    """`BIODATA_CACHE_ROOT`, else its value in `stored` (Parameter Store), else the environment's default."""
+    default = PROD_CACHE_ROOT if environment() == "prod" else DEFAULT_CACHE_ROOT
+    return _setting("BIODATA_CACHE_ROOT", (stored or {}).get("BIODATA_CACHE_ROOT", default))
 
 
-def docdb_records() -> DocDbRecordsResource:
-    """The DocDB resource: each setting an `EnvVar` when its variable is set, else the default."""
+def docdb_records(stored: Mapping[str, str] | None = None) -> DocDbRecordsResource:
+    """The DocDB resource: each setting an `EnvVar` when its variable is set (non-empty), else its
+    value in `stored` (Parameter Store), else the default."""
     config = {}
     for field, (variable, default) in DOCDB_SETTINGS.items():
-        if variable in os.environ:
+        if os.environ.get(variable):
             config[field] = EnvVar.int(variable) if field in _INT_FIELDS else EnvVar(variable)
+        elif stored and variable in stored:
+            config[field] = stored[variable]
         elif default is not None:
             config[field] = default
     delay = os.environ.get(DOCDB_RETRY_DELAY)
@@ -107,8 +118,11 @@ def docdb_records() -> DocDbRecordsResource:
     return DocDbRecordsResource(**config)
 
 
-def _docdb_description() -> str:
-    value = {field: os.environ.get(variable, default) for field, (variable, default) in DOCDB_SETTINGS.items()}
+def _docdb_description(stored: Mapping[str, str]) -> str:
+    value = {
+        field: os.environ.get(variable) or stored.get(variable, default)
+        for field, (variable, default) in DOCDB_SETTINGS.items()
+    }
     url = f"https://{value['host']}/{value['version']}/{value['database']}/{value['collection']}"
     text = f"metadata records from DocDB {url}"
     if value["loopback_port"]:
@@ -123,18 +137,25 @@ def _described(resource, text: str):
 
 
 def pipeline_resources() -> dict:
-    """The resources of the active environment, with the per-resource overrides applied."""
+    """The resources of the active environment, with the per-resource overrides applied (a
+    `SettingsError` when a Parameter Store setting cannot be read)."""
+    stored = {}
     if environment() == "prod":
-        records = _described(docdb_records(), _docdb_description())
+        stored = stored_settings()
+        records = _described(docdb_records(stored), _docdb_description(stored))
         open_data = _setting("BIODATA_OPEN_DATA_ROOT", PROD_OPEN_DATA_ROOT)
         sessions = _setting("BIODATA_FORAGING_SESSIONS", PROD_FORAGING_SESSIONS)
     else:
+        if os.environ.get(SSM_PREFIX_VARIABLE, "").strip():
+            raise SettingsError(
+                f"{SSM_PREFIX_VARIABLE} is set but Parameter Store is read in prod only: set BIODATA_CACHE_ENV=prod"
+            )
         samples = sample_root()
         records = _described(LocalRecordsResource(root=samples), f"metadata records from the asset folders in {samples}")
         open_data = _setting("BIODATA_OPEN_DATA_ROOT", samples)
         sessions = _setting("BIODATA_FORAGING_SESSIONS", f"{samples}/{FORAGING_TABLE}")
-    root = cache_root()
-    cache = _described(CacheResource(root=root), f"the cache published to {root}")
+    root = cache_root(stored)
+    cache = _described(CacheResource(root=root, s3=cache_s3_resource()), f"the cache published to {root}")
     return {
         "records": records,
         "open_data": _described(OpenDataResource(root=open_data), f"files inside asset folders, read from {open_data}"),

@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 from biodata_cache_client import layout
 from biodata_cache_client.layout import json_bytes, parquet_bytes, version_folder
 from biodata_cache_client.schema.declaration import TableSpec
-from biodata_cache_client.storage import storage_for
+from biodata_cache_client.storage import S3Connection, storage_for
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +55,15 @@ class SnapshotOutput:
 class CacheStore:
     """Reads and writes one version folder of a cache root; see the module docstring."""
 
-    def __init__(self, root: str, version: str = version_folder(), filesystem: pafs.FileSystem | None = None):
-        self.storage = storage_for(root, filesystem)
+    def __init__(
+        self,
+        root: str,
+        version: str = version_folder(),
+        filesystem: pafs.FileSystem | None = None,
+        connection: S3Connection | None = None,
+    ):
+        """`connection`: how an s3:// root is reached (default: the standard AWS environment)."""
+        self.storage = storage_for(root, filesystem, connection)
         self.version = version
         self.root_uri = self.storage.uri
         # relative path -> (sha256, size) of each object this store wrote or found unchanged (build_history.py)

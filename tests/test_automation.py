@@ -63,12 +63,13 @@ class Pipeline:
         return result
 
     def tick(self) -> SensorResult | SkipReason:
-        context = build_sensor_context(
+        # A context manager: the cache resource's nested S3Resource is set up and torn down with it.
+        with build_sensor_context(
             instance=self.instance, cursor=self.cursor, resources={"cache": self.resources["cache"]}
-        )
-        if self.sensor_log is not None:
-            context.log.addHandler(self.sensor_log)
-        result = quality_control_subjects(context)
+        ) as context:
+            if self.sensor_log is not None:
+                context.log.addHandler(self.sensor_log)
+            result = quality_control_subjects(context)
         if isinstance(result, SensorResult):
             self.cursor = result.cursor
         return result

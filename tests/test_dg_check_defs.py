@@ -47,4 +47,4 @@ def test_definitions_missing_their_resources_fail(project_copy):
     output = result.stdout + result.stderr
     assert result.returncode == 1, output
     assert "Validation failed for code location biodata_cache" in output
-    assert "resource with key 'cache_io_manager'" in output
+    assert "resource with key 'cache'" in output

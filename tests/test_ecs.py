@@ -197,6 +197,7 @@ def ecs_instance(moto_aws, daemon_task, postgres_url, tmp_path, monkeypatch) -> 
         "BIODATA_DAGSTER_LOG_BUCKET": "ecs-dagster-logs",
         "BIODATA_CACHE_ENV": "local",
         "BIODATA_CACHE_ROOT": "s3://ecs-cache/data-asset-cache",
+        "BIODATA_SSM_PREFIX": "",  # no Parameter Store settings (local); passed on all the same
     }.items():
         monkeypatch.setenv(name, value)
     for name in ("BIODATA_SAMPLE_ROOT", "BIODATA_OPEN_DATA_ROOT", "BIODATA_FORAGING_SESSIONS"):
@@ -289,9 +290,10 @@ def test_runs_launch_as_ecs_tasks_and_execute_there(ecs_instance, daemon_task, m
                                          "valueFrom": os.environ["BIODATA_ECS_POSTGRES_URL_PARAMETER"]}]
         environment = container_environment(definition)
         assert environment["DAGSTER_POSTGRES_URL"] == os.environ["DAGSTER_POSTGRES_URL"]
-        assert {k: environment[k] for k in ("BIODATA_CACHE_ENV", "BIODATA_CACHE_ROOT", "DAGSTER_RUN_JOB_NAME")} == {
+        copied = ("BIODATA_CACHE_ENV", "BIODATA_CACHE_ROOT", "BIODATA_SSM_PREFIX", "DAGSTER_RUN_JOB_NAME")
+        assert {k: environment[k] for k in copied} == {
             "BIODATA_CACHE_ENV": "local", "BIODATA_CACHE_ROOT": "s3://ecs-cache/data-asset-cache",
-            "DAGSTER_RUN_JOB_NAME": "nightly_tables"}
+            "BIODATA_SSM_PREFIX": "", "DAGSTER_RUN_JOB_NAME": "nightly_tables"}
 
         # RunTask: the daemon's cluster and network, the job's size, a command that executes this run.
         assert task["clusterArn"] == daemon_task["clusterArn"] and task["launchType"] == "FARGATE"

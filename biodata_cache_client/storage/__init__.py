@@ -4,6 +4,7 @@
 `LocalStorage` for a local folder, `S3Storage` for `s3://bucket/prefix` and `MemoryStorage` for
 `memory://name` (fsspec's process-wide in-memory store, for tests). What the objects under a root
 are called and hold is the layout (`biodata_cache_client.layout`), not this package's concern.
+How an S3 root is reached (endpoint, region, retries, credentials) is an `S3Connection`.
 """
 
 from __future__ import annotations
@@ -16,12 +17,19 @@ from biodata_cache_client.storage.base import Storage, process_alive
 from biodata_cache_client.storage.local import LocalStorage
 from biodata_cache_client.storage.memory import MEMORY_SCHEME, MemoryStorage
 from biodata_cache_client.storage.s3 import S3Storage
+from biodata_cache_client.storage.s3_connection import S3Connection
 
-__all__ = ["LocalStorage", "MemoryStorage", "S3Storage", "Storage", "filesystem_for", "process_alive", "storage_for"]
+__all__ = [
+    "LocalStorage", "MemoryStorage", "S3Connection", "S3Storage", "Storage", "filesystem_for", "process_alive",
+    "storage_for",
+]
 
 
-def storage_for(root: str, filesystem: pafs.FileSystem | None = None) -> Storage:
-    """The storage of a local path, an `s3://` or a `memory://` URI (through `filesystem` when given)."""
+def storage_for(
+    root: str, filesystem: pafs.FileSystem | None = None, connection: S3Connection | None = None
+) -> Storage:
+    """The storage of a local path, an `s3://` or a `memory://` URI (through `filesystem` when given;
+    an S3 root reached through `connection`, default the AWS environment)."""
     if root.startswith("s3://"):
         backend, path = S3Storage, root.removeprefix("s3://").strip("/")
         if not path:
@@ -37,6 +45,8 @@ def storage_for(root: str, filesystem: pafs.FileSystem | None = None) -> Storage
         raise TypeError(
             f"cache root {root!r} needs a {expected[backend].__name__}, got {type(filesystem).__name__}"
         )
+    if backend is S3Storage:
+        return S3Storage(path, filesystem, connection)
     return backend(path, filesystem)
 
 

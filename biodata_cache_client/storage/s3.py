@@ -1,8 +1,10 @@
 """A cache root on S3 (`s3://bucket/prefix`): reads retried with backoff, each write one PUT.
 
-S3 settings come from the standard AWS environment: `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`,
-`AWS_REGION` / `AWS_DEFAULT_REGION` (else the bucket's region is looked up), and credentials from
-boto3's chain (environment, profile, role); without credentials access is anonymous.
+Its requests follow an `S3Connection` (`s3_connection.py`: endpoint, region, retries, signing,
+credentials), which makes both its pyarrow filesystem and its boto3 client; without one, the
+standard AWS environment: `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`, `AWS_REGION` /
+`AWS_DEFAULT_REGION` (else the bucket's region is looked up), and credentials from boto3's chain
+(environment, profile, role); without credentials reads are anonymous.
 
 Every read request (HEAD, listing, each ranged read of a parquet file) goes through `retried`: the
 AWS SDK inside pyarrow does not retry all transient failures (a 503 SlowDown answering a small
@@ -15,16 +17,14 @@ concurrent writer won the race.
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from typing import TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
-import boto3
 import pyarrow as pa
 import pyarrow.fs as pafs
 from boto3.exceptions import S3UploadFailedError
@@ -32,6 +32,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from biodata_cache_client.errors import CacheReadError
 from biodata_cache_client.storage.base import Storage
+from biodata_cache_client.storage.s3_connection import S3Connection
 
 READ_ATTEMPTS = 5
 FIRST_BACKOFF = 0.1  # seconds before the second attempt, doubling (with jitter) for each next one
@@ -44,9 +45,13 @@ T = TypeVar("T")
 
 
 class S3Storage(Storage):
-    def __init__(self, root_path: str, filesystem: pafs.S3FileSystem | None = None):
+    def __init__(
+        self, root_path: str, filesystem: pafs.S3FileSystem | None = None, connection: S3Connection | None = None
+    ):
+        """`connection`: how S3 is reached (default: the standard AWS environment)."""
+        self.connection = connection or S3Connection()
         bucket = root_path.split("/", 1)[0]
-        super().__init__(filesystem or s3_filesystem(bucket), root_path, f"s3://{root_path}")
+        super().__init__(filesystem or self.connection.filesystem(bucket), root_path, f"s3://{root_path}")
 
     @cached_property
     def read_filesystem(self) -> pafs.FileSystem:
@@ -158,8 +163,7 @@ class S3Storage(Storage):
 
     @cached_property
     def _client(self):
-        region = self.filesystem.region or env_region()
-        return boto3.client("s3", endpoint_url=env_endpoint_url(), region_name=region)
+        return self.connection.client(region=self.filesystem.region)
 
     def _bucket_key(self, relative: str) -> tuple[str, str]:
         bucket, key = self.path(relative).split("/", 1)
@@ -257,33 +261,6 @@ class _RetryingFile:
     def close(self) -> None:
         self.inner.close()
         self.closed = True
-
-
-def s3_filesystem(bucket: str) -> pafs.S3FileSystem:
-    """pyarrow's S3 filesystem for `bucket`, configured from the AWS environment (module docstring)."""
-    options = {}
-    endpoint = env_endpoint_url()
-    if endpoint and "://" in endpoint:
-        parts = urlsplit(endpoint)
-        options.update(endpoint_override=parts.netloc, scheme=parts.scheme)
-    elif endpoint:
-        options.update(endpoint_override=endpoint)
-    region = env_region() or (None if endpoint else pafs.resolve_s3_region(bucket))
-    credentials = boto3.Session().get_credentials()
-    if credentials is None:
-        options["anonymous"] = True
-    else:
-        frozen = credentials.get_frozen_credentials()
-        options.update(access_key=frozen.access_key, secret_key=frozen.secret_key, session_token=frozen.token)
-    return pafs.S3FileSystem(region=region, **options)
-
-
-def env_endpoint_url() -> str | None:
-    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
-
-
-def env_region() -> str | None:
-    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
 
 
 def one_line(error: BaseException) -> str:
