@@ -233,8 +233,9 @@ def test_the_sensor_requests_runs_of_at_most_n_subjects_which_together_build_eve
     assert defs.resolve_job_def("nightly_tables").execute_in_process(instance=instance).success
 
     def tick():
-        context = build_sensor_context(instance=instance, resources={"cache": resources["cache"]})
-        return quality_control_subjects(context)
+        # A context manager: the cache resource's nested S3Resource is set up and torn down with it.
+        with build_sensor_context(instance=instance, resources={"cache": resources["cache"]}) as context:
+            return quality_control_subjects(context)
 
     result = tick()
     apply_partition_requests(instance, result.dynamic_partitions_requests)
