@@ -163,7 +163,7 @@ def _stop_compute_log_tails(run_ids: Sequence[str]) -> None:
     if not run_ids:
         return
     try:
-        listing = subprocess.run(["ps", "-Ao", "pid=,args="], capture_output=True, text=True, timeout=30).stdout
+        listing = subprocess.run(["ps", "-ww", "-Ao", "pid=,args="], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError):
         return
     for line in listing.splitlines():
