@@ -276,24 +276,31 @@ def _log(reader, spec: TableSpec, version: str, found: dict | None) -> None:
     _reads.append(_Read(reader, spec.name, version, build_id, at, datetime.now(timezone.utc)))
 
 
-def provenance() -> list[dict]:
-    """Every table and build this process has read, first read first, each once:
-    `{"table", "version", "build_id", "built_at", "root"}` (build None: no build was recorded, or
-    the root cannot be listed now, which a warning says)."""
-    entries, listed = {}, {}
+def provenance(since: datetime | None = None) -> list[dict]:
+    """Every table and build this process has read (`since`: at or after that time), first read
+    first, each once: `{"table", "version", "build_id", "built_at", "root"}` (build None: no build
+    was recorded, or the root cannot be listed now, which a warning says, once per root)."""
+    if since is not None and not isinstance(since, datetime):
+        raise ValueError(f"since {since!r} is not a datetime; use e.g. datetime.now(timezone.utc) taken before the reads")
+    since = None if since is None else parse_as_of(since)
+    entries, listed, unreachable = {}, {}, set()
     for read in list(_reads):
+        if since is not None and read.read_at < since:
+            continue
         build_id, at = read.build_id, read.built_at
+        root = read.reader.source.root_uri
         if build_id is None:  # the published paths: the build published when the read ran
             where = (read.reader, read.table, read.version)
             if where not in listed:
-                try:
-                    listed[where] = build_ids(*where)
-                except (CacheReadError, OSError) as error:  # e.g. the root is not reachable any more
-                    warnings.warn(f"provenance: the builds of {read.table} are unknown: {error}", stacklevel=2)
-                    listed[where] = []
+                listed[where] = []
+                if root not in unreachable:
+                    try:
+                        listed[where] = build_ids(*where)
+                    except (CacheReadError, OSError) as error:  # e.g. the root is not reachable any more
+                        warnings.warn(f"provenance: the builds read from {root} are unknown: {error}", stacklevel=2)
+                        unreachable.add(root)
             ids = [i for i in listed[where] if build_time(i) <= read.read_at]
             build_id, at = (ids[-1], build_time(ids[-1]).isoformat()) if ids else (None, None)
-        entry = {"table": read.table, "version": read.version, "build_id": build_id, "built_at": at,
-                 "root": read.reader.source.root_uri}
+        entry = {"table": read.table, "version": read.version, "build_id": build_id, "built_at": at, "root": root}
         entries.setdefault(tuple(entry.values()), entry)
     return list(entries.values())

@@ -8,7 +8,7 @@ per-partition build state (only this run's partitions: runs over other partition
 table may publish at the same time, `cache_resource.publish_partitions`), publishes the column
 sidecar and the registry fragment with its build manifest, and registers the version folder; then
 it writes the version folder's DuckDB catalog over every table published so far (`catalog.py`; not
-rewritten when unchanged). A table (or partition) built again with the same bytes is not
+rewritten when unchanged, and not made again after an output that published nothing). A table (or partition) built again with the same bytes is not
 rewritten, and keeps its manifest unless the fingerprint of its inputs moved on. An asset whose
 input fingerprint equals the published manifest's may return the published table as it is
 (`CacheResource.published_if_unchanged`), skipping the build.
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -40,6 +41,7 @@ from biodata_cache_pipeline.table_checks import ConstraintViolation, constraint_
 SOURCE_METADATA_KEY = "source"
 IO_MANAGER_KEY = "cache_io_manager"
 PROBLEMS_SHOWN = 5  # constraint problems named in the error
+PARTITION_WRITERS = 4  # threads writing the partitions of one output
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,8 @@ class CacheIOManager(ConfigurableIOManager):
             (row_count, changed), partitions, written = self._write_table(store, spec, obj), None, None
             if changed or outdated:
                 publish_build(store, spec, source, row_count, fingerprint)
-        publish_catalog(store)
+        if changed or outdated or not store.catalog_exists():  # the catalog lists the published tables
+            publish_catalog(store)
         url = store.table_url(spec)
         metadata = {
             "dagster/uri": store.table_location(spec),
@@ -184,14 +187,20 @@ class CacheIOManager(ConfigurableIOManager):
             if table is not None:
                 updated[key] = {"rows": table.num_rows, "fingerprint": obj.fingerprints.get(key)}
         self._guard(store, spec, _total_rows(state) if state else None, _total_rows(updated))
-        written, changed = 0, updated != state
-        for key in sorted(obj.tables):
+
+        def write(key: str) -> int | None:
+            """Rows written; None when nothing was (a removal, or the stored bytes were the same)."""
             table = obj.tables[key]
             if table is None:
                 store.delete_partition(spec, key)
-            elif store.write_partition(spec, key, table):
-                written += table.num_rows
-                changed = True
+                return None
+            return table.num_rows if store.write_partition(spec, key, table) else None
+
+        # Threads: encoding parquet and waiting on the disk or S3 release the GIL, so the thousands
+        # of partitions of a quality_control run are written side by side.
+        with ThreadPoolExecutor(PARTITION_WRITERS, thread_name_prefix=f"write-{spec.name}") as pool:
+            rows_written = [rows for rows in pool.map(write, sorted(obj.tables)) if rows is not None]
+        written, changed = sum(rows_written), updated != state or bool(rows_written)
         return {key: updated.get(key) for key in obj.tables}, written, changed
 
     def load_input(self, context: InputContext) -> pa.Table:

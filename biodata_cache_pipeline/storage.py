@@ -237,6 +237,9 @@ class CacheStore:
         """The URI of the version folder (absolute for a local root)."""
         return f"{self.root_uri}/{self.version}"
 
+    def catalog_exists(self) -> bool:
+        return self.storage.is_file(layout.catalog_file(self.version))
+
     def write_catalog(self, data: bytes) -> bool:
         """Write `catalog.duckdb` unless the stored one holds the same bytes; True if it was written."""
         return self._put_if_changed(layout.catalog_file(self.version), data)

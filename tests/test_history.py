@@ -9,6 +9,7 @@ import json
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import boto3
@@ -212,12 +213,19 @@ def test_diff_equals_the_set_difference(reading):
 
 def test_provenance_lists_each_table_and_build_read(reading):
     basics_ids, qc_ids = _ids(reading, "asset_basics"), _ids(reading, "quality_control")
+    bdc.asset_basics()
+    start = datetime.now(timezone.utc)
     bdc.asset_basics(build=basics_ids[0])
     bdc.qc(None)
-    read = [(p["table"], p["build_id"]) for p in bdc.provenance() if p["root"] == reading.root.rstrip("/")]
-    assert ("asset_basics", basics_ids[0]) in read and ("quality_control", qc_ids[-1]) in read
-    entry = next(p for p in bdc.provenance() if p["build_id"] == basics_ids[0])
+    bdc.qc(None)
+    read = [(p["table"], p["build_id"], p["root"]) for p in bdc.provenance(since=start)]
+    root = reading.root.rstrip("/")
+    assert read == [("asset_basics", basics_ids[0], root), ("quality_control", qc_ids[-1], root)]
+    assert ("asset_basics", basics_ids[-1], root) in [(p["table"], p["build_id"], p["root"]) for p in bdc.provenance()]
+    entry = next(p for p in bdc.provenance(since=start) if p["build_id"] == basics_ids[0])
     assert entry["version"] == VERSION and entry["built_at"] == str(bdc.history("asset_basics")["built_at"][0].isoformat())
+    with pytest.raises(ValueError, match="is not a datetime"):
+        bdc.provenance(since="yesterday")
 
 
 def test_bad_selections_are_one_line_errors(reading):

@@ -18,6 +18,7 @@ from snapshot_rows import snapshot_rows
 
 from biodata_cache_pipeline.records import (
     DataStream,
+    RECORD_SECTIONS,
     NormalizedRecord,
     PatchCordConfig,
     QcMetric,
@@ -64,6 +65,39 @@ def _get(node, dotted: str):
 
 def _is_v2_layout(raw: dict) -> bool:
     return str(raw.get("schema_version", "")).startswith("2.")
+
+
+class _ReadKeys(dict):
+    """A record that writes down which of its top-level keys are read."""
+
+    def __init__(self, raw: dict):
+        super().__init__(raw)
+        self.read: set[str] = set()
+
+    def get(self, key, default=None):
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key):
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key):
+        self.read.add(key)
+        return super().__contains__(key)
+
+
+@needs_fixture_records
+@pytest.mark.parametrize("path", ALL_PATHS, ids=_ids(ALL_PATHS))
+def test_only_the_record_sections_are_read(path):
+    """A source may hand the normaliser only `RECORD_SECTIONS` (the asset folders do): the record
+    is the same, and no other top-level field is read."""
+    raw = _load(path)
+    watched = _ReadKeys(raw)
+    whole = normalize_record(watched)
+    assert watched.read <= set(RECORD_SECTIONS)
+    assert normalize_record({key: value for key, value in raw.items() if key in RECORD_SECTIONS}) == whole
+    assert set(raw) - set(RECORD_SECTIONS), "the fixture holds sections no table reads (its instrument, say)"
 
 
 # --- fixtures: never raise, no problems on valid records --------------------------------------

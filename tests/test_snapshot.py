@@ -197,6 +197,28 @@ def test_incremental_refresh_of_asset_folders_equals_a_full_rebuild(corpus, tmp_
     assert genotype == "changed/wt"
 
 
+def test_a_folder_is_read_again_when_the_files_its_record_comes_from_change(corpus, tmp_path):
+    """A folder with `metadata.nd.json` is read from that file alone: another file added beside it
+    changes nothing. A folder of core files is read again when one of them changes."""
+    root = tmp_path / "records"
+    shutil.copytree(corpus, root)
+    source = LocalFolderSource(str(root))
+    refresh(source, tmp_path / "first.parquet")
+    folders = LocalFolderRecords(str(root)).asset_folders()
+    whole = next(f for f in folders if (root / f / "metadata.nd.json").exists())
+    cores = next(f for f in folders if (root / f / "subject.json").exists() and not (root / f / "metadata.nd.json").exists())
+
+    (root / whole / "subject.json").write_text('{"subject_id": "not read"}')
+    beside, _ = refresh(source, tmp_path / "beside.parquet", tmp_path / "first.parquet")
+    assert (beside.read, beside.unchanged) == (0, True)
+
+    subject = json.loads((root / cores / "subject.json").read_text())
+    (root / cores / "subject.json").write_text(json.dumps({**subject, "genotype": "core/changed"}))
+    update, rows = refresh(source, tmp_path / "update.parquet", tmp_path / "first.parquet")
+    assert (update.read, update.changed) == (1, 1)
+    assert rows.column("genotype").to_pylist()[rows.column("key").to_pylist().index(cores)] == "core/changed"
+
+
 def test_a_code_change_rebuilds_the_snapshot_in_full(corpus, tmp_path, monkeypatch):
     source = LocalFolderSource(str(corpus))
     first, _ = refresh(source, tmp_path / "first.parquet", workers=1)

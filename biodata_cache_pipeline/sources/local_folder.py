@@ -6,7 +6,8 @@ folder is ignored. An unreadable file becomes a record carrying the reason, neve
 
 `LocalFolderRecords` reads and normalises the folders; `LocalFolderSource` is how the record
 snapshot reads them: a listing of the folder names, then, in worker processes, the records of the
-folders whose signature (file names, sizes and modification times) changed since the snapshot.
+folders whose signature (names, sizes and modification times of the files the record is read from:
+`metadata.nd.json` alone when it is there) changed since the snapshot.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
 
+import msgspec
 import orjson
 import pyarrow.fs as pafs
 
 from biodata_cache_client.storage import filesystem_for
-from biodata_cache_pipeline.records import NormalizedRecord, normalize_record
+from biodata_cache_pipeline.records import RECORD_SECTIONS, NormalizedRecord, normalize_record
 from biodata_cache_pipeline.sources import ChangedRecords
 
 WHOLE_RECORD_FILE = "metadata.nd.json"
@@ -45,6 +47,11 @@ CORE_FILES = {
 RECORD_ID_NAMESPACE = uuid.UUID("5a0f3d52-7f43-4d0c-9a57-3f1c8a2f6b10")
 
 
+# A whole record decoded into the fields the normaliser reads: skipping the others (the instrument
+# is about half of an AIND record) makes reading a record a quarter cheaper.
+_RECORD_DECODER = msgspec.json.Decoder(
+    msgspec.defstruct("RecordSections", [(name, Any, msgspec.UNSET) for name in RECORD_SECTIONS])
+)
 _ASSET_FOLDER = re.compile(r".+_\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}")
 
 
@@ -81,9 +88,27 @@ class LocalFolderRecords:
             if i.type == pafs.FileType.File
         }
 
-    def _read_json(self, path: str) -> Any:
+    def record_files(self, folder: str) -> dict[str, pafs.FileInfo]:
+        """The files an asset folder's record is read from, by name: `metadata.nd.json` alone when
+        it is there (one look-up, not a listing of the folder), else every file of the folder."""
+        whole = self.fs.get_file_info(f"{self.base}/{folder}/{WHOLE_RECORD_FILE}")
+        if whole.type == pafs.FileType.File:
+            return {WHOLE_RECORD_FILE: whole}
+        return self.folder_files(folder)
+
+    def _read_json(self, path: str, sections_only: bool = False) -> Any:
+        """A JSON file's value; `sections_only`: of a record, only the `RECORD_SECTIONS` (the
+        others are skipped, not decoded) when it is an object msgspec reads."""
         with self.fs.open_input_stream(path) as stream:
             data = stream.read()
+        if sections_only:
+            try:
+                sections = _RECORD_DECODER.decode(data)
+            except (msgspec.MsgspecError, RecursionError):  # not an object, or what orjson or json must read
+                pass
+            else:
+                values = ((name, getattr(sections, name)) for name in RECORD_SECTIONS)
+                return {name: value for name, value in values if value is not msgspec.UNSET}
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:  # NaN, integers beyond 64 bits, lone surrogates: what json reads
@@ -92,13 +117,16 @@ class LocalFolderRecords:
             except RecursionError:  # deeper than orjson reads (1024 levels), and than Python recurses
                 raise ValueError("nested too deeply to read") from None
 
-    def raw_record(self, folder: str, files: dict[str, pafs.FileInfo] | None = None) -> tuple[Any, list[str]]:
-        """(record, problems) for one asset folder (`files`: its `folder_files`, if known)."""
+    def raw_record(
+        self, folder: str, files: dict[str, pafs.FileInfo] | None = None, sections_only: bool = False
+    ) -> tuple[Any, list[str]]:
+        """(record, problems) for one asset folder (`files`: its `record_files`, if known);
+        `sections_only`: a whole record may hold only the `RECORD_SECTIONS`, what is normalised."""
         folder_path = f"{self.base}/{folder}"
-        files = self.folder_files(folder) if files is None else files
+        files = self.record_files(folder) if files is None else files
         if WHOLE_RECORD_FILE in files:
             try:
-                whole = self._read_json(f"{folder_path}/{WHOLE_RECORD_FILE}")
+                whole = self._read_json(f"{folder_path}/{WHOLE_RECORD_FILE}", sections_only)
             except (OSError, ValueError) as error:
                 return None, [f"{folder}/{WHOLE_RECORD_FILE}: unreadable ({error})"]
             return whole, [] if whole is not None else [f"{folder}/{WHOLE_RECORD_FILE}: holds null, not a record"]
@@ -128,7 +156,7 @@ class LocalFolderRecords:
 
     def record(self, folder: str, files: dict[str, pafs.FileInfo] | None = None) -> NormalizedRecord:
         """The normalised record of one asset folder; problems reading it are in `problems`."""
-        raw, problems = self.raw_record(folder, files)
+        raw, problems = self.raw_record(folder, files, sections_only=True)
         record = normalize_record(raw) if raw is not None else NormalizedRecord()
         record.problems[:0] = problems
         return record
@@ -167,7 +195,7 @@ class LocalFolderSource:
         result = ChangedRecords()
         for folder, _, previous in entries:
             try:
-                files = reader.folder_files(folder)
+                files = reader.record_files(folder)
             except FileNotFoundError:
                 continue
             signature = files_signature(files)
@@ -179,5 +207,5 @@ class LocalFolderSource:
 
 
 def files_signature(files: dict[str, pafs.FileInfo]) -> str:
-    """Names, sizes and modification times of an asset folder's files: what a record is parsed from."""
+    """Names, sizes and modification times of the files a record is parsed from (`record_files`)."""
     return "\n".join(f"{name}\t{files[name].size}\t{files[name].mtime_ns}" for name in sorted(files))
