@@ -60,9 +60,12 @@ check-defs: venv $(DG_INSTALLED)
 	cd dg-workspace && env -u DAGSTER_HOME $(CURDIR)/$(DG_VENV)/bin/dg check defs
 
 # tests/test_daemon.py also runs the Dagster daemon on Postgres: install a server if there is none.
+# Test files run side by side in TEST_WORKERS processes (pytest-xdist): most tests wait on the
+# Dagster processes, servers and subprocesses they start, so 3 workers keep 2 cores busy.
+TEST_WORKERS ?= 3
 test: venv check-defs
 	.ci/install-postgres-server
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # Benchmarks (benchmarks/README.md): corpora and runs under BENCH_DIR; QUICK=1 measures 10,000 assets only.
 BENCH_DIR ?= /tmp/bdc-bench

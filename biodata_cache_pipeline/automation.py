@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -69,10 +71,24 @@ from biodata_cache_pipeline.subjects import (
 
 # The record snapshot first: every table is built from it.
 NIGHTLY_TABLES = [SNAPSHOT_ASSET] + [name for name, spec in TABLES.items() if not spec.partitioned] + [PLATFORM_QC.name]
-SENSOR_INTERVAL_SECONDS = 30
+SENSOR_INTERVAL_VARIABLE = "BIODATA_SENSOR_INTERVAL_SECONDS"
+DEFAULT_SENSOR_INTERVAL_SECONDS = 30
 REJECTED_IN_CURSOR = 50
 SUBJECTS_TAG = "biodata_cache/subjects"
 
+
+
+def sensor_interval_seconds() -> int:
+    """The subject sensor's minimum interval: `BIODATA_SENSOR_INTERVAL_SECONDS`, else 30 s. Read when
+    the definitions load; a value that is not a positive number of seconds gives 30 s and a warning."""
+    text = os.environ.get(SENSOR_INTERVAL_VARIABLE, "").strip()
+    if not text:
+        return DEFAULT_SENSOR_INTERVAL_SECONDS
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    warnings.warn(f"{SENSOR_INTERVAL_VARIABLE}={text!r} is not a positive number of seconds: the sensor runs every "
+                  f"{DEFAULT_SENSOR_INTERVAL_SECONDS} s", stacklevel=2)
+    return DEFAULT_SENSOR_INTERVAL_SECONDS
 
 
 def partition_range_tags(first: str, last: str) -> dict[str, str]:
@@ -218,7 +234,7 @@ def rejection_cursor(rejected: dict[str, str]) -> str:
 
 @sensor(
     job=subject_quality_control,
-    minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+    minimum_interval_seconds=sensor_interval_seconds(),
     default_status=DefaultSensorStatus.RUNNING,
     description="Keeps the subject_id partitions equal to the subjects of asset_basics and rebuilds "
     "quality_control, in one run (or runs of BIODATA_SUBJECTS_PER_RUN subjects), for new subjects and subjects "

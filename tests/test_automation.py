@@ -31,7 +31,12 @@ from biodata_cache_client.layout import version_folder
 from biodata_cache_client.schema import TABLES
 from biodata_cache_client.schema.quality_control import QUALITY_CONTROL
 from biodata_cache_pipeline.assets import SUBJECT_PARTITIONS
-from biodata_cache_pipeline.automation import SUBJECTS_TAG, apply_partition_requests, quality_control_subjects
+from biodata_cache_pipeline.automation import (
+    SUBJECTS_TAG,
+    apply_partition_requests,
+    quality_control_subjects,
+    sensor_interval_seconds,
+)
 from biodata_cache_pipeline.cli import materialize_all
 from biodata_cache_pipeline.definitions import build_definitions
 from biodata_cache_pipeline.environment import pipeline_resources
@@ -123,6 +128,16 @@ def test_nightly_schedule_refreshes_every_unpartitioned_table_and_platform_qc_at
     checks = {(e.asset_key.path[-1], e.check_name): e.passed for e in run.get_asset_check_evaluations()}
     assert checks and all(checks.values()), checks
     assert {name for name, _ in checks} == built - {"record_snapshot"}
+
+
+def test_the_sensor_interval_is_a_setting(monkeypatch):
+    assert quality_control_subjects.minimum_interval_seconds == 30, "the default, with the setting unset"
+    monkeypatch.setenv("BIODATA_SENSOR_INTERVAL_SECONDS", "5")
+    assert sensor_interval_seconds() == 5
+    for wrong in ("soon", "0", "-5", "2.5"):
+        monkeypatch.setenv("BIODATA_SENSOR_INTERVAL_SECONDS", wrong)
+        with pytest.warns(UserWarning, match=f"BIODATA_SENSOR_INTERVAL_SECONDS={wrong!r} is not a positive number"):
+            assert sensor_interval_seconds() == 30
 
 
 def test_sensor_builds_every_subject_once_then_nothing(pipeline):

@@ -25,7 +25,7 @@ from biodata_cache_client.schema import TABLES
 from biodata_cache_client.storage import S3Connection
 from biodata_cache_pipeline.aws_settings import SettingsError, cache_connection
 from biodata_cache_pipeline.cache_resource import CacheResource
-from biodata_cache_pipeline.cli import _reason
+from biodata_cache_pipeline.cli import _reason, main
 from biodata_cache_pipeline.environment import pipeline_resources
 from biodata_cache_pipeline.io_manager import CacheIOManager
 from biodata_cache_pipeline.storage import CacheStore
@@ -185,7 +185,7 @@ def test_environment_variables_override_parameters(ssm_prefix, monkeypatch):
     assert resources["cache"].root == "s3://env/cache"
 
 
-def test_a_missing_parameter_is_named_in_one_line(ssm_prefix):
+def test_a_missing_parameter_is_named_in_one_line(ssm_prefix, capsys):
     put_parameters(ssm_prefix, docdb_host="docdb.stored.org", docdb_collection="stored_assets")
     expected = f"Parameter Store parameter {ssm_prefix}/cache_root is missing (BIODATA_SSM_PREFIX={ssm_prefix}): " \
         "create it, or set BIODATA_CACHE_ROOT"
@@ -194,9 +194,11 @@ def test_a_missing_parameter_is_named_in_one_line(ssm_prefix):
         pipeline_resources()
     assert str(raised.value) == expected
 
-    for command in ("summary", "materialize", "prune"):
-        cli = subprocess.run([CLI, command], capture_output=True, text=True, timeout=120)
-        assert (cli.returncode, cli.stderr) == (2, f"error: {expected}\n"), command
+    cli = subprocess.run([CLI, "materialize"], capture_output=True, text=True, timeout=120)  # the console script
+    assert (cli.returncode, cli.stderr) == (2, f"error: {expected}\n")
+    for command in ("summary", "prune"):
+        assert main([command]) == 2, command
+        assert capsys.readouterr().err == f"error: {expected}\n", command
 
 
 def test_parameter_store_is_read_in_prod_only(ssm_prefix, monkeypatch):

@@ -117,6 +117,7 @@ def run_unattended_pipeline(tmp_path: Path, corpus: Path, instance_file: str, ex
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("BIODATA_", "DAGSTER_"))},
         "DAGSTER_HOME": str(home),
+        "BIODATA_SENSOR_INTERVAL_SECONDS": "5",  # the sensor's turn comes soon after the nightly run
         "BIODATA_CACHE_ENV": "local",
         "BIODATA_SAMPLE_ROOT": str(corpus),
         "BIODATA_CACHE_ROOT": str(cache),
