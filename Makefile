@@ -62,8 +62,9 @@ check-defs: venv $(DG_INSTALLED)
 # tests/test_daemon.py also runs the Dagster daemon on Postgres: install a server if there is none.
 # Test files run side by side in TEST_WORKERS processes (pytest-xdist): most tests wait on the
 # Dagster processes, servers and subprocesses they start, so 3 workers keep 2 cores busy.
+# tests/test_dg_check_defs.py runs `dg check defs` (make check-defs) in .venv-dg.
 TEST_WORKERS ?= 3
-test: venv check-defs
+test: venv $(DG_INSTALLED)
 	.ci/install-postgres-server
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 

@@ -18,6 +18,18 @@ from local_servers import free_port, postgres_binaries, postgres_server
 
 CLIENT_CORPUS_ASSETS = 200
 MOTO_SERVER = Path(sys.executable).parent / "moto_server"
+# The test files that take a minute or more (Dagster daemons and runs, S3 on moto, retries): run
+# first, so that with `make test`'s parallel workers no long file starts when the others are done.
+LONG_FILES = (
+    "test_concurrent_qc.py", "test_daemon.py", "test_s3_faults.py", "test_prod_sources.py", "test_history.py",
+    "test_client_s3_faults.py", "test_ecs.py", "test_snapshot_runs.py", "test_cli.py", "test_stale_runs.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    """The `LONG_FILES` first, in that order; the others after them, as collected."""
+    rank = {name: position for position, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FILES)))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -45,7 +45,7 @@ from biodata_cache_pipeline.definitions import build_definitions
 from biodata_cache_pipeline.environment import pipeline_resources
 from biodata_cache_pipeline.sample_corpus import generate_corpus
 from biodata_cache_pipeline.storage import CacheStore
-from biodata_cache_pipeline.subject_runs import SUBJECT_RANGE_TAG, SUBJECTS_PER_RUN_VARIABLE
+from biodata_cache_pipeline.subject_runs import SUBJECT_RANGE_TAG, SUBJECTS_PER_RUN_VARIABLE, subjects_per_run
 
 VERSION = version_folder()
 PROCESSES = 4
@@ -138,7 +138,7 @@ def root(request, tmp_path) -> str:
     return f"s3://{bucket}/data-asset-cache"
 
 
-@pytest.mark.parametrize("runs", [2, 4])
+@pytest.mark.parametrize(("root", "runs"), [("local", 4), ("s3", 2)], indirect=["root"])
 def test_concurrent_runs_leave_the_cache_of_a_single_run(corpus, single_run, root, runs, tmp_path, monkeypatch):
     subjects = subjects_of(single_run)
     per_run = math.ceil(len(subjects) / runs)
@@ -340,11 +340,19 @@ def test_the_daemon_runs_the_sensors_runs_side_by_side(corpus, single_run, tmp_p
 
 
 @pytest.mark.parametrize("value", ["0", "ten", "-3"])
-def test_a_bad_subjects_per_run_is_one_line_naming_the_setting(corpus, tmp_path, value):
-    done = materialize(corpus, tmp_path / "cache", tmp_path / "home", **{SUBJECTS_PER_RUN_VARIABLE: value})
+def test_a_bad_subjects_per_run_is_one_line_naming_the_setting(value, monkeypatch):
+    monkeypatch.setenv(SUBJECTS_PER_RUN_VARIABLE, value)
+    with pytest.raises(ValueError) as raised:
+        subjects_per_run()
+    assert str(raised.value) == (f"{SUBJECTS_PER_RUN_VARIABLE}={value!r} is not a positive number of subjects: "
+                                 "set it to e.g. 500, or unset it")
+
+
+def test_the_console_script_reports_a_bad_subjects_per_run_in_one_line(corpus, tmp_path):
+    done = materialize(corpus, tmp_path / "cache", tmp_path / "home", **{SUBJECTS_PER_RUN_VARIABLE: "ten"})
     assert done.returncode == 2
-    assert done.stderr.strip() == (f"{SUBJECTS_PER_RUN_VARIABLE}={value!r} is not a positive number of subjects: "
+    assert done.stderr.strip() == (f"{SUBJECTS_PER_RUN_VARIABLE}='ten' is not a positive number of subjects: "
                                    "set it to e.g. 500, or unset it")
     assert not (tmp_path / "cache").exists()
-    option = materialize(corpus, tmp_path / "cache", tmp_path / "home", "--subjects-per-run", value)
-    assert option.returncode == 2 and f"--subjects-per-run: {value!r} is not a positive whole number" in option.stderr
+    option = materialize(corpus, tmp_path / "cache", tmp_path / "home", "--subjects-per-run", "-3")
+    assert option.returncode == 2 and "--subjects-per-run: '-3' is not a positive whole number" in option.stderr

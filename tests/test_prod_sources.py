@@ -122,7 +122,7 @@ def s3_objects(bucket: str, prefix: str) -> dict[str, tuple[str, bytes]]:
 def records_root(tmp_path_factory) -> Path:
     """A generated corpus, plus the real fixture records (read in place) as asset folders."""
     root = tmp_path_factory.mktemp("records")
-    generate_corpus(root, assets=300, seed=5)
+    generate_corpus(root, assets=150, seed=5)
     for path in sorted(FIXTURE_RECORDS.glob("*/*.json")):
         record = json.loads(path.read_text())
         folder = root / record["name"]
