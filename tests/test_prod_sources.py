@@ -178,7 +178,7 @@ def test_production_resources_build_the_same_cache_row_for_row(local_cache, prod
     assert_same_tables(root, local_cache)
 
     contents = cache_contents(root)
-    assert len(contents["asset_basics"]) > (300 if FIXTURE_RECORDS.is_dir() else 250)
+    assert len(contents["asset_basics"]) > (150 if FIXTURE_RECORDS.is_dir() else 125)
     assert all(rows for key, rows in contents.items() if "=" not in key), "every table has rows"
     # The open-data lookups found files on the bucket, also for records assembled from core files
     # (their location is the local asset folder).
