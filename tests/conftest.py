@@ -23,6 +23,7 @@ MOTO_SERVER = Path(sys.executable).parent / "moto_server"
 LONG_FILES = (
     "test_concurrent_qc.py", "test_daemon.py", "test_s3_faults.py", "test_prod_sources.py", "test_history.py",
     "test_client_s3_faults.py", "test_ecs.py", "test_snapshot_runs.py", "test_cli.py", "test_stale_runs.py",
+    "test_dg_check_defs.py",
 )
 
 
