@@ -281,7 +281,9 @@ def provenance(since: datetime | None = None) -> list[dict]:
     first, each once: `{"table", "version", "build_id", "built_at", "root"}` (build None: no build
     was recorded, or the root cannot be listed now, which a warning says, once per root)."""
     if since is not None and not isinstance(since, datetime):
-        raise ValueError(f"since {since!r} is not a datetime; use e.g. datetime.now(timezone.utc) taken before the reads")
+        raise ValueError(
+            f"since {since!r} is not a datetime; use e.g. datetime.now(timezone.utc) taken before the reads"
+        )
     since = None if since is None else parse_as_of(since)
     entries, listed, unreachable = {}, {}, set()
     for read in list(_reads):

@@ -8,8 +8,9 @@ per-partition build state (only this run's partitions: runs over other partition
 table may publish at the same time, `cache_resource.publish_partitions`), publishes the column
 sidecar and the registry fragment with its build manifest, and registers the version folder; then
 it writes the version folder's DuckDB catalog over every table published so far (`catalog.py`; not
-rewritten when unchanged, and not made again after an output that published nothing). A table (or partition) built again with the same bytes is not
-rewritten, and keeps its manifest unless the fingerprint of its inputs moved on. An asset whose
+rewritten when unchanged, and not made again after an output that published nothing). A table
+(or partition) built again with the same bytes is not rewritten, and keeps its manifest unless the
+fingerprint of its inputs moved on. An asset whose
 input fingerprint equals the published manifest's may return the published table as it is
 (`CacheResource.published_if_unchanged`), skipping the build.
 

@@ -306,7 +306,8 @@ def test_the_daemon_runs_the_sensors_runs_side_by_side(corpus, single_run, tmp_p
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("BIODATA_", "DAGSTER_"))},
         "DAGSTER_HOME": str(home), "BIODATA_CACHE_ENV": "local", "BIODATA_SAMPLE_ROOT": str(corpus),
-        "BIODATA_SENSOR_INTERVAL_SECONDS": "5", "BIODATA_CACHE_ROOT": str(cache), SUBJECTS_PER_RUN_VARIABLE: str(math.ceil(len(subjects_of(single_run)) / 2)),
+        "BIODATA_SENSOR_INTERVAL_SECONDS": "5", "BIODATA_CACHE_ROOT": str(cache),
+        SUBJECTS_PER_RUN_VARIABLE: str(math.ceil(len(subjects_of(single_run)) / 2)),
     }
     subprocess.run([str(BIN / "dagster"), "instance", "migrate"], env=env, check=True, capture_output=True, timeout=120)
     port = free_port()

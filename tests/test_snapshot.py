@@ -206,7 +206,7 @@ def test_a_folder_is_read_again_when_the_files_its_record_comes_from_change(corp
     refresh(source, tmp_path / "first.parquet")
     folders = LocalFolderRecords(str(root)).asset_folders()
     whole = next(f for f in folders if (root / f / "metadata.nd.json").exists())
-    cores = next(f for f in folders if (root / f / "subject.json").exists() and not (root / f / "metadata.nd.json").exists())
+    cores = next(f for f in folders if not (root / f / "metadata.nd.json").exists() and (root / f / "subject.json").exists())
 
     (root / whole / "subject.json").write_text('{"subject_id": "not read"}')
     beside, _ = refresh(source, tmp_path / "beside.parquet", tmp_path / "first.parquet")
