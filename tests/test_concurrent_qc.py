@@ -295,7 +295,7 @@ def test_the_daemon_runs_the_sensors_runs_side_by_side(corpus, single_run, tmp_p
     """dagster-daemon with `max_concurrent_runs: 2` and `BIODATA_SUBJECTS_PER_RUN` half the
     subjects: the sensor's two quality_control runs run at the same time and leave a single run's
     cache."""
-    from test_daemon import BIN, LOCATION, GraphQL, free_port, started, wait_for
+    from test_daemon import daemon_environment, run_nightly_job, wait_for, webserver_and_daemon
 
     home, cache, logs = tmp_path / "home", tmp_path / "cache", tmp_path / "logs"
     home.mkdir()
@@ -303,23 +303,10 @@ def test_the_daemon_runs_the_sensors_runs_side_by_side(corpus, single_run, tmp_p
     settings = yaml.safe_load((PROJECT / "dagster.yaml").read_text())
     settings["concurrency"]["runs"]["max_concurrent_runs"] = 2
     (home / "dagster.yaml").write_text(yaml.safe_dump(settings))
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("BIODATA_", "DAGSTER_"))},
-        "DAGSTER_HOME": str(home), "BIODATA_CACHE_ENV": "local", "BIODATA_SAMPLE_ROOT": str(corpus),
-        "BIODATA_SENSOR_INTERVAL_SECONDS": "5", "BIODATA_CACHE_ROOT": str(cache),
-        SUBJECTS_PER_RUN_VARIABLE: str(math.ceil(len(subjects_of(single_run)) / 2)),
-    }
-    subprocess.run([str(BIN / "dagster"), "instance", "migrate"], env=env, check=True, capture_output=True, timeout=120)
-    port = free_port()
-    gql = GraphQL(port)
-    webserver = [str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
-    daemon = [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"]
-    with started(webserver, env, logs / "webserver.log"), started(daemon, env, logs / "daemon.log"):
-        wait_for("the webserver to load the code location", gql.ready, logs=logs)
-        launched = gql("""mutation ($params: ExecutionParams!) { launchRun(executionParams: $params) {
-            __typename ... on LaunchRunSuccess { run { runId } } } }""",
-                       params={"selector": {**LOCATION, "jobName": "nightly_tables"}})
-        nightly = wait_for("the nightly run", lambda: gql.finished(launched["launchRun"]["run"]["runId"]), logs=logs)
+    half = math.ceil(len(subjects_of(single_run)) / 2)
+    env = daemon_environment(home, corpus, cache, **{SUBJECTS_PER_RUN_VARIABLE: str(half)})
+    with webserver_and_daemon(env, logs) as gql:
+        nightly = run_nightly_job(gql, logs)
         assert nightly["status"] == "SUCCESS", nightly
 
         def sensor_runs():

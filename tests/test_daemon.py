@@ -32,7 +32,7 @@ from biodata_cache_pipeline.sample_corpus import generate_corpus
 PROJECT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 LOCATION = {"repositoryLocationName": "biodata_cache", "repositoryName": "__repository__"}
-DEADLINE_SECONDS = 150  # for each wait below; the sensor ticks every 30 s
+DEADLINE_SECONDS = 150  # for each wait below; the sensor ticks every 5 s here (daemon_environment)
 
 
 def wait_for(what: str, probe, timeout: float = DEADLINE_SECONDS, logs: Path | None = None):
@@ -102,6 +102,49 @@ class GraphQL:
         return run if run["status"] in ("SUCCESS", "FAILURE", "CANCELED") else None
 
 
+def daemon_environment(home: Path, corpus: Path, cache: Path, **settings: str) -> dict[str, str]:
+    """The environment of a webserver and a daemon building `corpus` into `cache` on the instance in
+    `home`: none of the caller's BIODATA_ or DAGSTER_ settings, the sensor every 5 s (its turn comes
+    soon after the nightly run), and `settings`."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("BIODATA_", "DAGSTER_"))},
+        "DAGSTER_HOME": str(home),
+        "BIODATA_SENSOR_INTERVAL_SECONDS": "5",
+        "BIODATA_CACHE_ENV": "local",
+        "BIODATA_SAMPLE_ROOT": str(corpus),
+        "BIODATA_CACHE_ROOT": str(cache),
+        **settings,
+    }
+
+
+@contextmanager
+def webserver_and_daemon(env: dict[str, str], logs: Path):
+    """dagster-webserver and dagster-daemon on the instance of `env`'s DAGSTER_HOME; yields the
+    webserver's GraphQL once the code location is loaded."""
+    # Create the instance's databases once, before three processes race to create them (on a
+    # fresh SQLite home that race can leave alembic with two heads and the code location unloaded).
+    subprocess.run([str(BIN / "dagster"), "instance", "migrate"], env=env, check=True, capture_output=True,
+                   timeout=120)
+    port = free_port()
+    gql = GraphQL(port)
+    webserver = [str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
+    daemon = [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"]
+    with started(webserver, env, logs / "webserver.log"), started(daemon, env, logs / "daemon.log"):
+        wait_for("the webserver to load the code location", gql.ready, logs=logs)
+        yield gql
+
+
+def run_nightly_job(gql: GraphQL, logs: Path) -> dict:
+    """Launch the nightly job (what the schedule launches at 02:00) plainly, as the launchpad's
+    Launch button does, and wait for it to end; the run."""
+    launched = gql("""mutation ($params: ExecutionParams!) { launchRun(executionParams: $params) {
+        __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
+        ... on RunConfigValidationInvalid { errors { message } } } }""",
+                   params={"selector": {**LOCATION, "jobName": "nightly_tables"}})
+    assert launched["launchRun"]["__typename"] == "LaunchRunSuccess", launched
+    return wait_for("the nightly run", lambda: gql.finished(launched["launchRun"]["run"]["runId"]), logs=logs)
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("corpus")
@@ -114,26 +157,7 @@ def run_unattended_pipeline(tmp_path: Path, corpus: Path, instance_file: str, ex
     home.mkdir()
     logs.mkdir()
     shutil.copy(PROJECT / instance_file, home / "dagster.yaml")
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("BIODATA_", "DAGSTER_"))},
-        "DAGSTER_HOME": str(home),
-        "BIODATA_SENSOR_INTERVAL_SECONDS": "5",  # the sensor's turn comes soon after the nightly run
-        "BIODATA_CACHE_ENV": "local",
-        "BIODATA_SAMPLE_ROOT": str(corpus),
-        "BIODATA_CACHE_ROOT": str(cache),
-        **extra_env,
-    }
-    # Create the instance's databases once, before three processes race to create them (on a
-    # fresh SQLite home that race can leave alembic with two heads and the code location unloaded).
-    subprocess.run([str(BIN / "dagster"), "instance", "migrate"], env=env, check=True, capture_output=True,
-                   timeout=120)
-    port = free_port()
-    gql = GraphQL(port)
-    webserver = [str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
-    daemon = [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"]
-    with started(webserver, env, logs / "webserver.log"), started(daemon, env, logs / "daemon.log"):
-        wait_for("the webserver to load the code location", gql.ready, logs=logs)
-
+    with webserver_and_daemon(daemon_environment(home, corpus, cache, **extra_env), logs) as gql:
         # What the UI shows: the records source, the record snapshot, and eleven described, grouped,
         # owned tables with column schemas and checks.
         nodes = gql("""{ assetNodes { assetKey { path } description groupName kinds
@@ -157,14 +181,8 @@ def run_unattended_pipeline(tmp_path: Path, corpus: Path, instance_file: str, ex
             ... on Sensors { results { name sensorState { status } } } } }""", repo=LOCATION)["sensorsOrError"]
         assert {"name": "quality_control_subjects", "sensorState": {"status": "RUNNING"}} in sensors["results"]
 
-        # The nightly job (what the schedule launches at 02:00): unpartitioned tables + platform_qc,
-        # launched plainly (no partition tags), as the launchpad's Launch button does.
-        launched = gql("""mutation ($params: ExecutionParams!) { launchRun(executionParams: $params) {
-            __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
-            ... on RunConfigValidationInvalid { errors { message } } } }""",
-                       params={"selector": {**LOCATION, "jobName": "nightly_tables"}})
-        assert launched["launchRun"]["__typename"] == "LaunchRunSuccess", launched
-        nightly = wait_for("the nightly run", lambda: gql.finished(launched["launchRun"]["run"]["runId"]), logs=logs)
+        # The nightly job: unpartitioned tables + platform_qc, launched plainly (no partition tags).
+        nightly = run_nightly_job(gql, logs)
         assert nightly["status"] == "SUCCESS", nightly
 
         # The sensor adds the subject partitions and builds quality_control for all (new) subjects.
