@@ -20,7 +20,7 @@ import pytest
 from aind_dynamic_foraging_database import SESSION_DB
 from dagster import DagsterInstance
 
-from fixture_records import FIXTURE_RECORDS
+from fixture_records import FIXTURE_RECORDS, needs_fixture_records
 from biodata_cache_pipeline.cli import BuildOutcome, materialize_all
 from docdb_standin import DROP, DocDbStandIn, records_from_folder
 from biodata_cache_client.layout import version_folder
@@ -207,6 +207,7 @@ def test_production_resources_build_the_same_cache_row_for_row(local_cache, prod
     assert [route for _, route, _ in docdb_requests if route != "find"] == ["count_documents"]  # confirms the last empty page
 
 
+@needs_fixture_records
 def test_every_fixture_record_and_its_nested_processes_variant_read_from_docdb_as_whole():
     """Each fixture record, and each with its data processes made a dict and a nested list, read by
     the prod source (the real MetadataDbClient, projected on RECORD_FIELDS) from the stand-in,
@@ -221,6 +222,7 @@ def test_every_fixture_record_and_its_nested_processes_variant_read_from_docdb_a
         assert {key: normalized for key, _, normalized in read} == {r["_id"]: normalize_record(r) for r in records}
 
 
+@needs_fixture_records
 def test_a_record_with_nested_data_processes_builds_as_from_its_asset_folder(local_cache, prod_cache, aws_env):
     """The 1.x record whose data processes hold a nested list (the stand-in answered 500 to its
     projection): its snapshot row from DocDB equals the one from its asset folder, the problem of
