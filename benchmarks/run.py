@@ -194,7 +194,7 @@ def materialize(corpus: Path, run_dir: Path, label: str, *extra: str, variant: s
     """`biodata-cache-pipeline materialize` in a child; its wall time, RSS and the instance's step times."""
     env = {**pipeline_env(corpus, run_dir, variant), **(env or {})}
     known = {run["run_id"] for run in dagster_runs(run_dir / "home")} if (run_dir / "home" / "history").exists() else set()
-    result = run_child([sys.executable, "-m", "biodata_cache_pipeline.cli", "materialize", *extra], env, label)
+    result = run_child([sys.executable, "-m", "biodata_cache_pipeline", "materialize", *extra], env, label)
     result["runs"] = [run for run in dagster_runs(run_dir / "home") if run["run_id"] not in known]
     result["stdout"] = result["stdout"][-2000:]
     return result

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from biodata_cache_client.config import configure
 from biodata_cache_client.frames import read_schema, to_frame
 from biodata_cache_client.reader import CacheReadError, TableNotFoundError, current_reader, table_spec
-from biodata_cache_client.search import SEARCH_FILTERS, search
+from biodata_cache_client.asset_search import SEARCH_FILTERS, search
 from biodata_cache_client.sql import query
 from biodata_cache_client.tables import cache_info, get_cache_registry
 

@@ -38,7 +38,7 @@ def materialize(corpus: Path, cache: Path, home: Path, *args: str, **env: str) -
         **env,
     }
     return subprocess.run(
-        [sys.executable, "-m", "biodata_cache_pipeline.cli", "materialize", *args],
+        [sys.executable, "-m", "biodata_cache_pipeline", "materialize", *args],
         env=environment, capture_output=True, text=True, timeout=300,
     )
 

@@ -173,7 +173,7 @@ def test_a_run_killed_mid_way_leaves_the_others_intact_and_is_built_again(corpus
     }
     with open(tmp_path / "stderr", "w+") as errors:
         build = subprocess.Popen(
-            [sys.executable, "-m", "biodata_cache_pipeline.cli", "materialize", "--subjects-per-run", str(per_run),
+            [sys.executable, "-m", "biodata_cache_pipeline", "materialize", "--subjects-per-run", str(per_run),
              "--concurrent-runs", "2"],
             env=environment, stdout=subprocess.PIPE, stderr=errors, text=True,
         )

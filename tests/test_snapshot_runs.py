@@ -28,7 +28,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 def materialize_command(samples: Path, cache: Path) -> tuple[list[str], dict]:
     env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "BIODATA_FORAGING_SESSIONS")}
     env.update(BIODATA_SAMPLE_ROOT=str(samples), BIODATA_CACHE_ROOT=str(cache), BIODATA_CACHE_ENV="local")
-    return [sys.executable, "-m", "biodata_cache_pipeline.cli", "materialize"], env
+    return [sys.executable, "-m", "biodata_cache_pipeline", "materialize"], env
 
 
 def materialize(samples: Path, cache: Path) -> str:

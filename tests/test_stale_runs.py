@@ -68,7 +68,7 @@ def start(command: list[str], env: dict[str, str]) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-MATERIALIZE = [sys.executable, "-m", "biodata_cache_pipeline.cli", "materialize"]
+MATERIALIZE = [sys.executable, "-m", "biodata_cache_pipeline", "materialize"]
 
 
 def claimed_slots(instance: DagsterInstance) -> dict[str, str]:
