@@ -292,9 +292,11 @@ class RecordSnapshot:
         `column` is one of `values`, read row group by row group. `qc_metrics.<field>` columns keep
         only those fields of each metric (the others read back as None)."""
         metric_fields = [c.split(".", 1)[1] for c in columns if c.startswith("qc_metrics.")]
-        plain = [c for c in columns if not c.startswith("qc_metrics.")] + (["qc_metrics"] if metric_fields else [])
-        table = self._read(list(dict.fromkeys(["key", *plain])), where)
-        if metric_fields:
+        plain = [c for c in columns if not c.startswith("qc_metrics.")]
+        # Only the metric fields' own parquet columns are read (a metric's tags and value are most of its bytes).
+        leaves = [f"qc_metrics.list.element.{name}" for name in metric_fields]
+        table = self._read(list(dict.fromkeys(["key", *plain, *leaves])), where)
+        if metric_fields:  # the fields as asked for: parquet gives them in the file's order
             metrics = table.column("qc_metrics")
             projected = pa.chunked_array(
                 [_metric_fields(chunk, metric_fields) for chunk in metrics.chunks],
@@ -316,7 +318,9 @@ class RecordSnapshot:
             mask = pc.is_in(self.file.read_row_group(group, [column]).column(0), value_set=value_set)
             if pc.any(mask).as_py():
                 parts.append(self.file.read_row_group(group, wanted).filter(mask))
-        return pa.concat_tables(parts) if parts else SCHEMA.empty_table().select(wanted)
+        if parts:
+            return pa.concat_tables(parts)
+        return SCHEMA.empty_table().select(list(dict.fromkeys(name.split(".", 1)[0] for name in wanted)))
 
     def _may_hold(self, group: int, column: str, ordered: list[str]) -> bool:
         """Whether row group `group` may hold one of the `ordered` (sorted) values of `column`: not

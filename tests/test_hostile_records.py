@@ -25,7 +25,13 @@ from biodata_cache_pipeline.sources.local_folder import LocalFolderSource
 from biodata_cache_pipeline.sources.open_data import OpenDataStore
 from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS_ATTRIBUTES, build_asset_basics
 from biodata_cache_pipeline.tables.behavior_curriculum import build_behavior_curriculum
-from biodata_cache_pipeline.tables.platform_qc import asset_qc, build_platform_qc
+from biodata_cache_pipeline.tables.platform_qc import (
+    PLATFORM_QC_ATTRIBUTES,
+    PLATFORMS,
+    build_platform_qc,
+    platform_assets,
+    qc_by_name,
+)
 from biodata_cache_pipeline.tables.quality_control import QUALITY_CONTROL_ATTRIBUTES, build_quality_control
 
 SURROGATE = "\\udcff"  # the JSON escape, as it stands in a file: json reads it as a lone surrogate
@@ -179,7 +185,7 @@ def test_a_string_with_a_lone_surrogate_is_a_problem_and_the_tables_build(case):
     to_batch([("key", None, record)])
     basics = build_asset_basics([record])
     build_quality_control(snapshot_rows([record]), {"123456"})
-    build_platform_qc(basics, {record.name: asset_qc(record)}, "dynamic_foraging")
+    build_platform_qc(basics, qc_by_name(snapshot_rows([record])), "dynamic_foraging")
 
 
 def test_the_skipped_reason_of_a_record_without_a_readable_name_names_its_id():
@@ -261,9 +267,12 @@ def test_hostile_folders_are_skipped_and_every_other_record_and_table_is_built(t
     def build():
         basics = build_asset_basics(snapshot.records(ASSET_BASICS_ATTRIBUTES))
         qc = build_quality_control(snapshot.table(QUALITY_CONTROL_ATTRIBUTES), {"123456"})
-        return basics, qc
+        # as the platform_qc asset reads it; the nameless "id-x" is an asset of dynamic_foraging
+        qc_rows = snapshot.table(PLATFORM_QC_ATTRIBUTES, where=("name", platform_assets(basics, PLATFORMS)))
+        platforms = {p: build_platform_qc(basics, qc_by_name(qc_rows), p) for p in PLATFORMS}
+        return basics, qc, platforms
 
-    basics, qc = under_a_deep_stack(build)
+    basics, qc, platforms = under_a_deep_stack(build)
     names = set(basics.column("name").to_pylist())
     assert {"000000-deepqc_2025-01-01_00-00-00", "000000-qcvalue_2025-01-01_00-00-00"} <= names
     assert "000000-deep_2025-01-01_00-00-00" not in names  # unreadable: no name, no _id
@@ -272,6 +281,8 @@ def test_hostile_folders_are_skipped_and_every_other_record_and_table_is_built(t
         ("000000-deepqc_2025-01-01_00-00-00", None),
         ("000000-qcvalue_2025-01-01_00-00-00", None),
     ]
+    foraging = platforms["dynamic_foraging"].to_pylist()
+    assert {r["asset_name"] for r in foraging} == {"000000-deepqc_2025-01-01_00-00-00", "000000-qcvalue_2025-01-01_00-00-00"}
 
 
 # -- open-data files ----------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from biodata_cache_pipeline.sources.open_data import OpenDataStore
 from biodata_cache_pipeline.tables.asset_basics import build_asset_basics
 from biodata_cache_pipeline.tables.assets_smartspim import build_assets_smartspim
 from biodata_cache_pipeline.tables.platform_fib import build_platform_fib
-from biodata_cache_pipeline.tables.platform_qc import asset_qc, build_platform_qc
+from biodata_cache_pipeline.tables.platform_qc import build_platform_qc, qc_by_name
 from biodata_cache_pipeline.tables.quality_control import build_quality_control
 from biodata_cache_pipeline.tables.source_data import build_source_data
 
@@ -780,9 +780,9 @@ def test_tables_survive_malformed_records(tmp_path):
     source = build_source_data(records)
     subjects = sorted({r.subject_id for r in records if r.subject_id is not None})
     build_quality_control(snapshot_rows(records), subjects)
-    qc_by_name = {r.name: asset_qc(r) for r in records if r.name is not None and r.has_qc}
+    qc = qc_by_name(snapshot_rows(records))
     for platform in ("spim", "fib", "vr", "dynamic_foraging", "slap2"):
-        build_platform_qc(basics, qc_by_name, platform)
+        build_platform_qc(basics, qc, platform)
     build_platform_fib(records)
     build_assets_smartspim(records, source, OpenDataStore(str(tmp_path)))
 

@@ -30,7 +30,7 @@ from biodata_cache_pipeline.tables import RECORD_FIELDS
 from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS_ATTRIBUTES, build_asset_basics
 from biodata_cache_pipeline.tables.assets_smartspim import ASSETS_SMARTSPIM_ATTRIBUTES, build_assets_smartspim
 from biodata_cache_pipeline.tables.platform_fib import PLATFORM_FIB_ATTRIBUTES, build_platform_fib
-from biodata_cache_pipeline.tables.platform_qc import PLATFORM_QC_ATTRIBUTES, PLATFORMS, asset_qc, build_platform_qc
+from biodata_cache_pipeline.tables.platform_qc import PLATFORM_QC_ATTRIBUTES, PLATFORMS, build_platform_qc, qc_by_name
 from biodata_cache_pipeline.tables.quality_control import QUALITY_CONTROL_ATTRIBUTES, build_quality_control
 from biodata_cache_pipeline.tables.source_data import SOURCE_DATA_ATTRIBUTES, build_source_data
 
@@ -129,9 +129,9 @@ def tables_built(records: list[NormalizedRecord], store: OpenDataStore, snapshot
         for found, rows in snapshot.rows_by("subject_id", subjects, QUALITY_CONTROL_ATTRIBUTES, rows=10):
             qc.update(build_quality_control(rows, found))
     tables.update({f"qc/{key}": table for key, table in qc.items()})
-    qc_by_name = {r.name: asset_qc(r) for r in read(PLATFORM_QC_ATTRIBUTES) if r.has_qc}
+    qc = qc_by_name(snapshot_rows(records) if snapshot is None else snapshot.table(PLATFORM_QC_ATTRIBUTES))
     basics = tables["asset_basics"]
-    tables.update({f"platform_qc/{p}": build_platform_qc(basics, qc_by_name, p) for p in PLATFORMS})
+    tables.update({f"platform_qc/{p}": build_platform_qc(basics, qc, p) for p in PLATFORMS})
     return tables
 
 

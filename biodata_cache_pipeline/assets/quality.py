@@ -33,10 +33,9 @@ from biodata_cache_pipeline.subjects import FINGERPRINT_COLUMNS, subject_fingerp
 from biodata_cache_pipeline.tables.platform_qc import (
     PLATFORM_QC_ATTRIBUTES,
     PLATFORM_QC_BASICS_COLUMNS,
-    PLATFORMS,
-    asset_qc,
     build_platform_qc,
-    platform_matches,
+    platform_assets,
+    qc_by_name,
 )
 from biodata_cache_pipeline.tables.quality_control import QUALITY_CONTROL_ATTRIBUTES, build_quality_control
 
@@ -85,20 +84,15 @@ def platform_qc(
     context: AssetExecutionContext, asset_basics: pa.Table, cache: CacheResource
 ) -> Output:
     keys = context.partition_keys
-    platforms = [PLATFORMS[key] for key in keys]
     basics = asset_basics.select(list(PLATFORM_QC_BASICS_COLUMNS))
-    candidates = {
-        row["name"]
-        for row in basics.select(["name", "modalities", "acquisition_type"]).to_pylist()
-        if any(platform_matches(p, row["modalities"] or [], row["acquisition_type"]) for p in platforms)
-    }
     snapshot = read_snapshot(cache)
-    inputs = snapshot.table(PLATFORM_QC_ATTRIBUTES + RecordTally.ATTRIBUTES, where=("name", candidates))
+    inputs = snapshot.table(PLATFORM_QC_ATTRIBUTES + RecordTally.ATTRIBUTES, where=("name", platform_assets(basics, keys)))
 
-    def build(qc_records):
+    def build(qc_rows):
         tally = RecordTally()
         with collector_paused():
-            qc_by_name = {r.name: asset_qc(r) for r in tally.track(to_records(qc_records)) if r.has_qc}
-            return {key: build_platform_qc(basics, qc_by_name, key) for key in keys}, tally.metadata()
+            tally.add(to_records(qc_rows.select(list(tally.ATTRIBUTES))))
+            by_name = qc_by_name(qc_rows)
+            return {key: build_platform_qc(basics, by_name, key) for key in keys}, tally.metadata()
 
     return built_unless_unchanged(PLATFORM_QC, cache, snapshot, inputs, build, basics, keys=keys)

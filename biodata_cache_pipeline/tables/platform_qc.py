@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from biodata_cache_client.schema.platform_qc import PLATFORM_QC
-from biodata_cache_pipeline.records import NormalizedRecord, QcMetric
+from biodata_cache_pipeline.snapshot import json_value
 
 # The record paths platform_qc reads (its DocDB projection).
 PLATFORM_QC_FIELDS = ("name", "quality_control")
@@ -57,17 +57,16 @@ def platform_matches(platform: Platform, modalities: list[str], acquisition_type
     return acquisition_type is not None and platform.acquisition_type.search(acquisition_type) is not None
 
 
-def tag_modalities(metrics: Iterable[QcMetric]) -> dict[str, set[str]]:
-    """Status key -> the modalities of the metrics carrying it (`k:v` tag pairs and the modality)."""
-    keys: dict[str, set[str]] = {}
-    for metric in metrics:
-        if metric.modality is None:
-            continue
-        keys.setdefault(metric.modality, set()).add(metric.modality)
-        if isinstance(metric.tags, dict):
-            for key, value in metric.tags.items():
-                keys.setdefault(f"{key}:{value}", set()).add(metric.modality)
-    return keys
+def platform_assets(asset_basics: pa.Table, platforms: Iterable[str]) -> set[str]:
+    """The names of the assets (asset_basics rows) of any of `platforms`: the snapshot rows platform_qc
+    reads. An asset without a name has no platform_qc rows."""
+    specs = [PLATFORMS[platform] for platform in platforms]
+    return {
+        row["name"]
+        for row in asset_basics.select(["name", "modalities", "acquisition_type"]).to_pylist()
+        if row["name"] is not None
+        and any(platform_matches(spec, row["modalities"] or [], row["acquisition_type"]) for spec in specs)
+    }
 
 
 @dataclass(frozen=True)
@@ -78,8 +77,42 @@ class AssetQc:
     tag_modalities: Mapping[str, set[str]]
 
 
-def asset_qc(record: NormalizedRecord) -> AssetQc:
-    return AssetQc(status=dict(record.qc_status), tag_modalities=tag_modalities(record.qc_metrics))
+def _tag_keys(tags) -> list[str]:
+    """The status keys a metric's tags give: `key:value` for each pair of a dict (other tags give none)."""
+    return [f"{key}:{value}" for key, value in tags.items()] if isinstance(tags, dict) else []
+
+
+def qc_by_name(rows: pa.Table) -> dict[str, AssetQc]:
+    """Asset name -> `AssetQc`, for the snapshot rows (`name`, `has_qc`, `qc_metrics` with `modality`
+    and `tags`, `qc_status`) that have a name and a QC object; a later row of a name replaces an
+    earlier one (platform_qc rows are keyed by asset name: a record without one gives none).
+
+    A status key's modalities are those of the metrics carrying it: a metric's modality is a key of
+    its own, and so is each `key:value` pair of its tags (metrics without a modality count for
+    none). Each distinct (row, modality, tags) is read once, and each distinct tags text parsed once.
+    """
+    rows = rows.filter(pc.and_(pc.fill_null(rows.column("has_qc"), False), pc.is_valid(rows.column("name"))))
+    metrics = rows.column("qc_metrics").combine_chunks()
+    flat = pc.list_flatten(metrics)
+    carried = pa.table({"row": pc.list_parent_indices(metrics), "modality": flat.field("modality"), "tags": flat.field("tags")})
+    carried = carried.filter(pc.is_valid(carried.column("modality"))).group_by(["row", "modality", "tags"]).aggregate([])
+    modalities: list[dict[str, set[str]]] = [{} for _ in range(rows.num_rows)]
+    tag_keys: dict[str | None, list[str]] = {}
+    for row, modality, tags in zip(*(carried.column(name).to_pylist() for name in ("row", "modality", "tags"))):
+        if tags not in tag_keys:
+            tag_keys[tags] = _tag_keys(json_value(tags))
+        for key in (modality, *tag_keys[tags]):
+            modalities[row].setdefault(key, set()).add(modality)
+    statuses = rows.column("qc_status").combine_chunks()
+    pairs = pc.list_flatten(statuses)
+    status: list[dict[str, str]] = [{} for _ in range(rows.num_rows)]
+    for row, key, value in zip(pc.list_parent_indices(statuses).to_pylist(), pairs.field("key").to_pylist(),
+                               pairs.field("status").to_pylist()):
+        status[row][key] = value
+    return {
+        name: AssetQc(status=status[row], tag_modalities=modalities[row])
+        for row, name in enumerate(rows.column("name").to_pylist())
+    }
 
 
 def build_platform_qc(asset_basics: pa.Table, qc_by_name: Mapping[str, AssetQc], platform: str) -> pa.Table:

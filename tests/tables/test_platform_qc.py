@@ -8,12 +8,13 @@ the test that relies on them.
 from __future__ import annotations
 
 from fixture_records import needs_fixture_records
+from snapshot_rows import snapshot_rows
 from table_records import all_raw, assert_declared, column, load_fixture, metric, mods, norm, rows, v2
 
 from biodata_cache_client.schema.platform_qc import PLATFORM_QC
 from biodata_cache_pipeline.records import normalize_record
 from biodata_cache_pipeline.tables.asset_basics import build_asset_basics
-from biodata_cache_pipeline.tables.platform_qc import asset_qc, build_platform_qc
+from biodata_cache_pipeline.tables.platform_qc import build_platform_qc, qc_by_name
 
 
 def _pqc_records(acquisition_type="AindVrForaging", modalities=("behavior", "behavior-videos", "ecephys")):
@@ -57,7 +58,7 @@ def _pqc_records(acquisition_type="AindVrForaging", modalities=("behavior", "beh
 
 def _platform_qc(records, platform):
     basics = build_asset_basics(records)
-    qc = {r.name: asset_qc(r) for r in records if r.has_qc}
+    qc = qc_by_name(snapshot_rows(records))
     return build_platform_qc(basics, qc, platform)
 
 
