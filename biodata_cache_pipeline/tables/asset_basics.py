@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timezone
+from functools import lru_cache
 
 import pyarrow as pa
 
@@ -55,8 +56,17 @@ def age_in_days(record: NormalizedRecord) -> int | None:
 
 
 def last_process_date(record: NormalizedRecord) -> str | None:
-    starts = [start for start, _ in record.process_times if date_prefix(start)]
-    return date_prefix(starts[-1]) if starts else None
+    """The date of the last process start that has one."""
+    for start, _ in reversed(record.process_times):
+        if prefix := date_prefix(start):
+            return prefix
+    return None
+
+
+@lru_cache(maxsize=4_096)
+def _people(names: tuple[str, ...]) -> tuple[str, ...]:
+    """A record's experimenters or investigators, normalised: each distinct list is worked out once."""
+    return tuple(resolve_first_names(parse_people(names)))
 
 
 def _row(record: NormalizedRecord) -> dict:
@@ -77,11 +87,11 @@ def _row(record: NormalizedRecord) -> dict:
         "location": record.location,
         "name": record.name,
         "experimenters": record.experimenters,
-        "experimenters_normalized": resolve_first_names(parse_people(record.experimenters)),
+        "experimenters_normalized": list(_people(tuple(record.experimenters))),
         "instrument_id": record.instrument_id,
         "instrument_id_normalized": normalize_instrument_id(record.instrument_id),
         "investigators": record.investigators,
-        "investigators_normalized": resolve_first_names(parse_people(record.investigators)),
+        "investigators_normalized": list(_people(tuple(record.investigators))),
     }
 
 
