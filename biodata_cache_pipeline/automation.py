@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -60,6 +59,7 @@ from biodata_cache_pipeline.dagster_internals import (
     BulkActionsFilter,
     BulkActionStatus,
 )
+from biodata_cache_pipeline.number_settings import number_setting
 from biodata_cache_pipeline.subject_runs import SUBJECT_RANGE_TAG, range_label, subject_ranges, subjects_per_run
 from biodata_cache_pipeline.subjects import (
     FINGERPRINT_COLUMNS,
@@ -81,14 +81,12 @@ SUBJECTS_TAG = "biodata_cache/subjects"
 def sensor_interval_seconds() -> int:
     """The subject sensor's minimum interval: `BIODATA_SENSOR_INTERVAL_SECONDS`, else 30 s. Read when
     the definitions load; a value that is not a positive number of seconds gives 30 s and a warning."""
-    text = os.environ.get(SENSOR_INTERVAL_VARIABLE, "").strip()
-    if not text:
+    try:
+        return number_setting(SENSOR_INTERVAL_VARIABLE, DEFAULT_SENSOR_INTERVAL_SECONDS, "seconds",
+                              str(DEFAULT_SENSOR_INTERVAL_SECONDS), whole=True, positive=True)
+    except ValueError as error:
+        warnings.warn(f"{error}; until then the sensor runs every {DEFAULT_SENSOR_INTERVAL_SECONDS} s", stacklevel=2)
         return DEFAULT_SENSOR_INTERVAL_SECONDS
-    if text.isdigit() and int(text) > 0:
-        return int(text)
-    warnings.warn(f"{SENSOR_INTERVAL_VARIABLE}={text!r} is not a positive number of seconds: the sensor runs every "
-                  f"{DEFAULT_SENSOR_INTERVAL_SECONDS} s", stacklevel=2)
-    return DEFAULT_SENSOR_INTERVAL_SECONDS
 
 
 def partition_range_tags(first: str, last: str) -> dict[str, str]:

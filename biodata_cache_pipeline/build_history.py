@@ -52,7 +52,6 @@ import argparse
 import hashlib
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -71,6 +70,7 @@ from biodata_cache_client.layout import (
 )
 from biodata_cache_client.schema import TABLES
 from biodata_cache_client.schema.declaration import TableSpec
+from biodata_cache_pipeline.number_settings import number_setting
 from biodata_cache_pipeline.storage import CacheStore
 
 KEEP_BUILDS_ENV = "BIODATA_HISTORY_KEEP_BUILDS"
@@ -264,8 +264,10 @@ class Retention:
     def from_environment(cls, keep_builds: int | None = None, keep_days: float | None = None) -> Retention:
         """The given values, else `BIODATA_HISTORY_KEEP_BUILDS` / `_KEEP_DAYS`, else 30 / 90."""
         return cls(
-            keep_builds=keep_builds if keep_builds is not None else _env_number(KEEP_BUILDS_ENV, DEFAULT_KEEP_BUILDS, int),
-            keep_days=keep_days if keep_days is not None else _env_number(KEEP_DAYS_ENV, DEFAULT_KEEP_DAYS, float),
+            keep_builds=keep_builds if keep_builds is not None
+            else number_setting(KEEP_BUILDS_ENV, DEFAULT_KEEP_BUILDS, "builds", str(DEFAULT_KEEP_BUILDS), whole=True, positive=True),
+            keep_days=keep_days if keep_days is not None
+            else number_setting(KEEP_DAYS_ENV, DEFAULT_KEEP_DAYS, "days", str(DEFAULT_KEEP_DAYS)),
         )
 
     def expired(self, ids: list[str], now: datetime) -> list[str]:
@@ -273,16 +275,6 @@ class Retention:
         kept = set(ids[-self.keep_builds :])
         cutoff = now - timedelta(days=self.keep_days)
         return [i for i in ids if i not in kept and build_time(i) < cutoff]
-
-
-def _env_number(name: str, default, kind):
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        return kind(text)
-    except ValueError:
-        raise ValueError(f"{name}={text!r} is not a {'whole ' if kind is int else ''}number") from None
 
 
 @dataclass(frozen=True)

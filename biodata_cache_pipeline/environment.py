@@ -41,6 +41,7 @@ from dagster import EnvVar
 from biodata_cache_pipeline.aws_settings import SSM_PREFIX_VARIABLE, SettingsError, cache_s3_resource, stored_settings
 from biodata_cache_pipeline.cache_resource import CacheResource
 from biodata_cache_pipeline.io_manager import CacheIOManager
+from biodata_cache_pipeline.number_settings import number_setting
 from biodata_cache_pipeline.resources import (
     DocDbRecordsResource,
     ForagingSessionsResource,
@@ -109,12 +110,9 @@ def docdb_records(stored: Mapping[str, str] | None = None) -> DocDbRecordsResour
             config[field] = stored[variable]
         elif default is not None:
             config[field] = default
-    delay = os.environ.get(DOCDB_RETRY_DELAY)
-    if delay:
-        try:
-            config["retry_delay"] = float(delay)
-        except ValueError:
-            raise ValueError(f"{DOCDB_RETRY_DELAY}={delay!r} is not a number of seconds") from None
+    delay = number_setting(DOCDB_RETRY_DELAY, None, "seconds", "2")
+    if delay is not None:
+        config["retry_delay"] = delay
     return DocDbRecordsResource(**config)
 
 

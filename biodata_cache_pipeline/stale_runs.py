@@ -28,6 +28,7 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, JobDefi
 
 from biodata_cache_client.storage import process_alive
 from biodata_cache_pipeline.dagster_internals import SqliteEventLogStorage
+from biodata_cache_pipeline.number_settings import number_setting
 
 WAIT_VARIABLE = "BIODATA_POOL_WAIT_SECONDS"
 DEFAULT_WAIT_SECONDS = 600.0
@@ -97,14 +98,10 @@ def wait_for_pools(instance: DagsterInstance, pools: Iterable[str], timeout: flo
 
 
 def _wait_seconds() -> float:
-    value = os.environ.get(WAIT_VARIABLE, "").strip()
     try:
-        seconds = float(value) if value else DEFAULT_WAIT_SECONDS
-    except ValueError:
-        seconds = -1.0
-    if not seconds >= 0:
-        raise BuildBlocked(f"{WAIT_VARIABLE}={value!r} is not a number of seconds: set it to e.g. 600, or unset it")
-    return seconds
+        return number_setting(WAIT_VARIABLE, DEFAULT_WAIT_SECONDS, "seconds", "600")
+    except ValueError as error:
+        raise BuildBlocked(str(error)) from None
 
 
 def _held_pool(instance: DagsterInstance, pools: Iterable[str]) -> tuple[str, str] | None:

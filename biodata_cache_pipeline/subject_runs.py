@@ -27,20 +27,15 @@ from collections.abc import Callable, Sequence
 
 from dagster import BackfillPolicy
 
+from biodata_cache_pipeline.number_settings import number_setting
+
 SUBJECTS_PER_RUN_VARIABLE = "BIODATA_SUBJECTS_PER_RUN"
 SUBJECT_RANGE_TAG = "biodata_cache/subject_range"
 
 
 def subjects_per_run(value: str | None = None) -> int | None:
     """`value` (else `BIODATA_SUBJECTS_PER_RUN`) as a positive number of subjects; None when unset."""
-    text = (os.environ.get(SUBJECTS_PER_RUN_VARIABLE, "") if value is None else value).strip()
-    if not text:
-        return None
-    if not text.isdigit() or int(text) < 1:
-        raise ValueError(
-            f"{SUBJECTS_PER_RUN_VARIABLE}={text!r} is not a positive number of subjects: set it to e.g. 500, or unset it"
-        )
-    return int(text)
+    return number_setting(SUBJECTS_PER_RUN_VARIABLE, None, "subjects", "500", whole=True, positive=True, text=value)
 
 
 def subject_backfill_policy() -> BackfillPolicy:

@@ -136,7 +136,7 @@ def test_the_sensor_interval_is_a_setting(monkeypatch):
     assert sensor_interval_seconds() == 5
     for wrong in ("soon", "0", "-5", "2.5"):
         monkeypatch.setenv("BIODATA_SENSOR_INTERVAL_SECONDS", wrong)
-        with pytest.warns(UserWarning, match=f"BIODATA_SENSOR_INTERVAL_SECONDS={wrong!r} is not a positive number"):
+        with pytest.warns(UserWarning, match=f"BIODATA_SENSOR_INTERVAL_SECONDS={wrong!r} is not a positive whole number of seconds"):
             assert sensor_interval_seconds() == 30
 
 

@@ -332,14 +332,14 @@ def test_a_bad_subjects_per_run_is_one_line_naming_the_setting(value, monkeypatc
     monkeypatch.setenv(SUBJECTS_PER_RUN_VARIABLE, value)
     with pytest.raises(ValueError) as raised:
         subjects_per_run()
-    assert str(raised.value) == (f"{SUBJECTS_PER_RUN_VARIABLE}={value!r} is not a positive number of subjects: "
+    assert str(raised.value) == (f"{SUBJECTS_PER_RUN_VARIABLE}={value!r} is not a positive whole number of subjects: "
                                  "set it to e.g. 500, or unset it")
 
 
 def test_the_console_script_reports_a_bad_subjects_per_run_in_one_line(corpus, tmp_path):
     done = materialize(corpus, tmp_path / "cache", tmp_path / "home", **{SUBJECTS_PER_RUN_VARIABLE: "ten"})
     assert done.returncode == 2
-    assert done.stderr.strip() == (f"{SUBJECTS_PER_RUN_VARIABLE}='ten' is not a positive number of subjects: "
+    assert done.stderr.strip() == (f"{SUBJECTS_PER_RUN_VARIABLE}='ten' is not a positive whole number of subjects: "
                                    "set it to e.g. 500, or unset it")
     assert not (tmp_path / "cache").exists()
     option = materialize(corpus, tmp_path / "cache", tmp_path / "home", "--subjects-per-run", "-3")
