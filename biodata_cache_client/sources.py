@@ -23,8 +23,6 @@ from pathlib import Path
 
 import boto3
 import pyarrow.fs as pafs
-from botocore import UNSIGNED
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from s3transfer.exceptions import RetriesExceededError
 from tqdm.auto import tqdm
@@ -32,9 +30,8 @@ from tqdm.auto import tqdm
 from biodata_cache_client.config import Settings
 from biodata_cache_client.errors import CacheReadError
 from biodata_cache_client.layout import STAGING_FOLDER
-from biodata_cache_client.storage import LocalStorage, Storage, storage_for
+from biodata_cache_client.storage import LocalStorage, S3Connection, Storage, storage_for
 from biodata_cache_client.storage.s3 import READ_ADVICE, READ_ATTEMPTS, one_line
-from biodata_cache_client.storage.s3_connection import env_region
 
 NOT_FOUND_CODES = ("404", "NoSuchKey", "NotFound")
 VALIDATORS_FOLDER = ".validators"
@@ -241,11 +238,8 @@ def open_source(settings: Settings) -> DirectSource | CopiedS3Source:
 
 def _s3_client():
     """A boto3 S3 client from the standard AWS environment, retrying with backoff; unsigned without credentials."""
-    region = env_region()
-    config = Config(retries={"mode": "standard", "total_max_attempts": READ_ATTEMPTS})
-    if boto3.Session().get_credentials() is None:
-        config = config.merge(Config(signature_version=UNSIGNED))
-    return boto3.client("s3", region_name=region, config=config)
+    unsigned = boto3.Session().get_credentials() is None
+    return S3Connection(max_attempts=READ_ATTEMPTS, unsigned=unsigned).client()
 
 
 def _replace_text(path: Path, text: str, staging: Path) -> None:

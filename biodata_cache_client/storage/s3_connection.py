@@ -51,7 +51,8 @@ class S3Connection:
         """A boto3 S3 client; `region` (e.g. the filesystem's resolved one) when none is configured."""
         config = Config()
         if self.max_attempts is not None:
-            config = config.merge(Config(retries={"mode": "standard", "max_attempts": self.max_attempts}))
+            # botocore's `max_attempts` counts the retries only; `total_max_attempts` counts the first try too
+            config = config.merge(Config(retries={"mode": "standard", "total_max_attempts": self.max_attempts}))
         if self.unsigned:
             config = config.merge(Config(signature_version=UNSIGNED))
         return self._session().client(
