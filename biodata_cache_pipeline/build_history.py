@@ -264,10 +264,12 @@ class Retention:
     def from_environment(cls, keep_builds: int | None = None, keep_days: float | None = None) -> Retention:
         """The given values, else `BIODATA_HISTORY_KEEP_BUILDS` / `_KEEP_DAYS`, else 30 / 90."""
         return cls(
-            keep_builds=keep_builds if keep_builds is not None
-            else number_setting(KEEP_BUILDS_ENV, DEFAULT_KEEP_BUILDS, "builds", str(DEFAULT_KEEP_BUILDS), whole=True, positive=True),
-            keep_days=keep_days if keep_days is not None
-            else number_setting(KEEP_DAYS_ENV, DEFAULT_KEEP_DAYS, "days", str(DEFAULT_KEEP_DAYS)),
+            keep_builds=keep_builds if keep_builds is not None else number_setting(
+                KEEP_BUILDS_ENV, DEFAULT_KEEP_BUILDS, "builds", str(DEFAULT_KEEP_BUILDS), whole=True, positive=True
+            ),
+            keep_days=keep_days if keep_days is not None else number_setting(
+                KEEP_DAYS_ENV, DEFAULT_KEEP_DAYS, "days", str(DEFAULT_KEEP_DAYS)
+            ),
         )
 
     def expired(self, ids: list[str], now: datetime) -> list[str]:

@@ -136,7 +136,8 @@ def test_the_sensor_interval_is_a_setting(monkeypatch):
     assert sensor_interval_seconds() == 5
     for wrong in ("soon", "0", "-5", "2.5"):
         monkeypatch.setenv("BIODATA_SENSOR_INTERVAL_SECONDS", wrong)
-        with pytest.warns(UserWarning, match=f"BIODATA_SENSOR_INTERVAL_SECONDS={wrong!r} is not a positive whole number of seconds"):
+        expected = f"BIODATA_SENSOR_INTERVAL_SECONDS={wrong!r} is not a positive whole number of seconds"
+        with pytest.warns(UserWarning, match=expected):
             assert sensor_interval_seconds() == 30
 
 

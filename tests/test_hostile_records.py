@@ -282,7 +282,9 @@ def test_hostile_folders_are_skipped_and_every_other_record_and_table_is_built(t
         ("000000-qcvalue_2025-01-01_00-00-00", None),
     ]
     foraging = platforms["dynamic_foraging"].to_pylist()
-    assert {r["asset_name"] for r in foraging} == {"000000-deepqc_2025-01-01_00-00-00", "000000-qcvalue_2025-01-01_00-00-00"}
+    assert {r["asset_name"] for r in foraging} == {
+        "000000-deepqc_2025-01-01_00-00-00", "000000-qcvalue_2025-01-01_00-00-00"
+    }
 
 
 # -- open-data files ----------------------------------------------------------------------------

@@ -31,7 +31,9 @@ exports = {name: getattr(bdc, name) for name in bdc.__all__}
 print(json.dumps({
     "loaded_on_import": loaded_on_import,
     "modules": sorted(name for name, value in exports.items() if isinstance(value, types.ModuleType)),
-    "foreign": sorted(name for name, value in exports.items() if not value.__module__.startswith("biodata_cache_client.")),
+    "foreign": sorted(
+        name for name, value in exports.items() if not value.__module__.startswith("biodata_cache_client.")
+    ),
     "names": sorted(exports),
 }))
 """

@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from biodata_cache_pipeline.build_history import Retention
 from biodata_cache_pipeline.number_settings import number_setting
 
 VARIABLE = "BIODATA_TEST_NUMBER"
@@ -44,3 +45,12 @@ def test_a_given_text_is_read_instead_of_the_variable(monkeypatch):
     monkeypatch.setenv(VARIABLE, "5")
     assert number_setting(VARIABLE, None, "builds", "30", whole=True, text="") is None
     assert type(number_setting(VARIABLE, None, "builds", "30", whole=True)) is int
+
+
+def test_the_history_retention_is_read_from_its_variables(monkeypatch):
+    monkeypatch.setenv("BIODATA_HISTORY_KEEP_BUILDS", "4")
+    monkeypatch.setenv("BIODATA_HISTORY_KEEP_DAYS", "1.5")
+    assert Retention.from_environment() == Retention(keep_builds=4, keep_days=1.5)
+    monkeypatch.setenv("BIODATA_HISTORY_KEEP_BUILDS", "0")
+    with pytest.raises(ValueError, match="BIODATA_HISTORY_KEEP_BUILDS='0' is not a positive whole number of builds"):
+        Retention.from_environment()

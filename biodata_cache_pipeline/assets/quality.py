@@ -86,7 +86,8 @@ def platform_qc(
     keys = context.partition_keys
     basics = asset_basics.select(list(PLATFORM_QC_BASICS_COLUMNS))
     snapshot = read_snapshot(cache)
-    inputs = snapshot.table(PLATFORM_QC_ATTRIBUTES + RecordTally.ATTRIBUTES, where=("name", platform_assets(basics, keys)))
+    candidates = platform_assets(basics, keys)
+    inputs = snapshot.table(PLATFORM_QC_ATTRIBUTES + RecordTally.ATTRIBUTES, where=("name", candidates))
 
     def build(qc_rows):
         tally = RecordTally()

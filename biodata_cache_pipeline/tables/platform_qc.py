@@ -94,8 +94,11 @@ def qc_by_name(rows: pa.Table) -> dict[str, AssetQc]:
     rows = rows.filter(pc.and_(pc.fill_null(rows.column("has_qc"), False), pc.is_valid(rows.column("name"))))
     metrics = rows.column("qc_metrics").combine_chunks()
     flat = pc.list_flatten(metrics)
-    carried = pa.table({"row": pc.list_parent_indices(metrics), "modality": flat.field("modality"), "tags": flat.field("tags")})
-    carried = carried.filter(pc.is_valid(carried.column("modality"))).group_by(["row", "modality", "tags"]).aggregate([])
+    carried = pa.table(
+        {"row": pc.list_parent_indices(metrics), "modality": flat.field("modality"), "tags": flat.field("tags")}
+    )
+    carried = carried.filter(pc.is_valid(carried.column("modality")))
+    carried = carried.group_by(["row", "modality", "tags"]).aggregate([])
     modalities: list[dict[str, set[str]]] = [{} for _ in range(rows.num_rows)]
     tag_keys: dict[str | None, list[str]] = {}
     for row, modality, tags in zip(*(carried.column(name).to_pylist() for name in ("row", "modality", "tags"))):
