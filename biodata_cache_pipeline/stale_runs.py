@@ -7,7 +7,7 @@ wait loop never sleeps and checks no interrupt). So `prepare_runs`, called by `m
 before its runs:
 
 - marks failed every STARTING or STARTED run whose recorded process (the pids of its Dagster
-  engine events) no longer runs on this host, frees its slots, and stops the compute-log
+  engine events) no longer runs on this host, frees its slots, and kills the compute-log
   `tail -F` processes it left; slots of finished or deleted runs are freed too. Only a SQLite
   instance is checked against this host's processes: its runs were made on this host. On
   Postgres, the daemon's run monitoring handles the runs it launched;
@@ -156,7 +156,10 @@ def _process_start_time(pid: int) -> float | None:
 
 
 def _stop_compute_log_tails(run_ids: Sequence[str]) -> None:
-    """Stop the `tail -F` processes mirroring the compute logs of these runs (they outlive a kill)."""
+    """Kill the `tail -F` processes mirroring the compute logs of these runs (they outlive a kill).
+    SIGKILL, not SIGTERM: a tail inherits its run's signal dispositions, and a run started with
+    SIGINT ignored (a background job of a script) ignores SIGTERM too, since Dagster maps SIGTERM
+    to the SIGINT handler."""
     if not run_ids:
         return
     try:
@@ -167,6 +170,6 @@ def _stop_compute_log_tails(run_ids: Sequence[str]) -> None:
         pid, _, args = line.strip().partition(" ")
         if args.startswith("tail ") and any(f"/{run_id}/compute_logs/" in args for run_id in run_ids):
             try:
-                os.kill(int(pid), signal.SIGTERM)
+                os.kill(int(pid), signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass

@@ -11,6 +11,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -63,9 +65,25 @@ def environment(corpus: Path, cache: Path, home: Path, **extra: str) -> dict[str
     }
 
 
+@contextmanager
+def default_signals() -> Iterator[None]:
+    """Children started inside get the default SIGINT and SIGTERM, as from a terminal. An ignored
+    signal stays ignored across exec: a test process started in the background of a script ignores
+    SIGINT, and after an in-process Dagster run SIGTERM too (Dagster maps it to SIGINT's handler)."""
+    saved = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        for number, handler in saved.items():
+            signal.signal(number, handler)
+
+
 def start(command: list[str], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(command, env=env, cwd=PROJECT, start_new_session=True, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    with default_signals():
+        return subprocess.Popen(command, env=env, cwd=PROJECT, start_new_session=True, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 MATERIALIZE = [sys.executable, "-m", "biodata_cache_pipeline", "materialize"]
@@ -113,15 +131,19 @@ def test_a_killed_build_does_not_block_the_next(corpus, home, tmp_path):
         killed = set(held.values()).pop()
         assert instance.get_run_by_id(killed).status == DagsterRunStatus.STARTED
         assert claimed_slots(instance)  # still held by the dead run
-        leftover_tail = subprocess.Popen(  # what a kill can leave mirroring the run's compute log
-            ["tail", "-F", "-c", "+0", str(home / "storage" / killed / "compute_logs" / "left.out")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
+        previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)  # as a run started with SIGINT ignored has it
+        try:
+            leftover_tail = subprocess.Popen(  # what a kill can leave mirroring the run's compute log
+                ["tail", "-F", "-c", "+0", str(home / "storage" / killed / "compute_logs" / "left.out")],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+        finally:
+            signal.signal(signal.SIGTERM, previous)
         try:
             done = subprocess.run(MATERIALIZE, env=env, cwd=PROJECT, capture_output=True, text=True, timeout=240)
             assert done.returncode == 0, done.stdout + done.stderr
             assert f"run {killed} (nightly_tables) had stopped without ending" in done.stdout
-            assert leftover_tail.wait(timeout=10) == -signal.SIGTERM
+            assert leftover_tail.wait(timeout=10) == -signal.SIGKILL
         finally:
             if leftover_tail.poll() is None:
                 leftover_tail.kill()
