@@ -4,23 +4,23 @@ from Parameter Store (`BIODATA_SSM_PREFIX`) with environment variables overridin
 
 from __future__ import annotations
 
-import http.server
 import io
 import json
 import os
 import socket
 import subprocess
 import sys
-import threading
 import uuid
 from pathlib import Path
 
 import boto3
 import pyarrow.parquet as pq
 import pytest
-from dagster import asset, build_resources, materialize
 from botocore.exceptions import ClientError
+from dagster import asset, build_resources, materialize
 from dagster_aws.s3 import S3Resource
+
+from s3_faults import proxies
 
 from biodata_cache_client import layout
 from biodata_cache_client.layout import version_folder
@@ -138,43 +138,19 @@ def test_the_pipeline_gives_its_cache_three_attempts_per_request(fresh_root, mon
     assert pipeline_resources()["cache"].store().storage.connection == S3Connection(max_attempts=3)
 
 
-class _FailingS3(http.server.BaseHTTPRequestHandler):
-    """Answers every request with S3's retryable 500 InternalError, counting them."""
-
-    requests: list[str] = []
-
-    def _fail(self) -> None:
-        self.requests.append(f"{self.command} {self.path}")
-        body = b"<?xml version=\"1.0\"?><Error><Code>InternalError</Code><Message>try again</Message></Error>"
-        self.send_response(500)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_HEAD = do_PUT = _fail
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-def test_boto3_and_pyarrow_make_as_many_attempts_per_request_as_the_connection_says():
+def test_boto3_and_pyarrow_make_as_many_attempts_per_request_as_the_connection_says(aws_env, monkeypatch):
     """`max_attempts` counts the first try for both SDKs (botocore's own `max_attempts` counts only
-    the retries: it made one request more than pyarrow)."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FailingS3)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        connection = S3Connection(endpoint_url=f"http://127.0.0.1:{server.server_address[1]}", region="us-east-1",
-                                  max_attempts=3, access_key_id="test", secret_access_key="test")
+    the retries: it made one request more than pyarrow). Every request gets S3's retryable 503."""
+    with proxies(aws_env, monkeypatch) as start:
+        proxy = start(lambda *request: True)
+        connection = S3Connection(endpoint_url=proxy.endpoint, region="us-east-1", max_attempts=3)
         with pytest.raises(ClientError):
             connection.client().get_object(Bucket="bucket", Key="key")
-        through_boto3, _FailingS3.requests[:] = list(_FailingS3.requests), []
+        through_boto3 = proxy.refused
         with pytest.raises(OSError):
             connection.filesystem("bucket").open_input_stream("bucket/key")
-        through_pyarrow = list(_FailingS3.requests)
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert (len(through_boto3), len(through_pyarrow)) == (3, 3), (through_boto3, through_pyarrow)
+        through_pyarrow = proxy.refused - through_boto3
+    assert (through_boto3, through_pyarrow, proxy.forwarded) == (3, 3, 0)
 
 
 # -- Parameter Store ---------------------------------------------------------------------------
