@@ -201,6 +201,11 @@ def _lists(array: pa.ListArray, convert) -> list:
     return [values[offsets[i] - base : offsets[i + 1] - base] if valid[i] else None for i in range(len(array))]
 
 
+def status_maps(column: pa.ListArray) -> list[dict[str, str]]:
+    """A `qc_status` column as one `{key: status}` per row (a null list: an empty one)."""
+    return [dict(pairs or []) for pairs in _lists(column, _pairs)]
+
+
 def _pairs(struct: pa.StructArray) -> list[tuple]:
     return list(zip(*(struct.field(i).to_pylist() for i in range(struct.type.num_fields))))
 
@@ -253,7 +258,7 @@ _CONVERTERS = {
     "process_times": lambda column: [p or [] for p in _lists(column, _pairs)],
     "probe_implants": lambda column: [p or [] for p in _lists(column, _pairs)],
     "qc_metrics": lambda column: [m or [] for m in _lists(column, _qc_metrics)],
-    "qc_status": lambda column: [dict(s or []) for s in _lists(column, _pairs)],
+    "qc_status": status_maps,
 }
 _NEVER_NULL_LISTS = ("modalities", "investigators", "source_data", "experimenters", "problems")
 

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from biodata_cache_client.schema.platform_qc import PLATFORM_QC
-from biodata_cache_pipeline.snapshot import json_value
+from biodata_cache_pipeline.snapshot import json_value, status_maps
 
 # The record paths platform_qc reads (its DocDB projection).
 PLATFORM_QC_FIELDS = ("name", "quality_control")
@@ -106,12 +106,7 @@ def qc_by_name(rows: pa.Table) -> dict[str, AssetQc]:
             tag_keys[tags] = _tag_keys(json_value(tags))
         for key in (modality, *tag_keys[tags]):
             modalities[row].setdefault(key, set()).add(modality)
-    statuses = rows.column("qc_status").combine_chunks()
-    pairs = pc.list_flatten(statuses)
-    status: list[dict[str, str]] = [{} for _ in range(rows.num_rows)]
-    for row, key, value in zip(pc.list_parent_indices(statuses).to_pylist(), pairs.field("key").to_pylist(),
-                               pairs.field("status").to_pylist()):
-        status[row][key] = value
+    status = status_maps(rows.column("qc_status").combine_chunks())
     return {
         name: AssetQc(status=status[row], tag_modalities=modalities[row])
         for row, name in enumerate(rows.column("name").to_pylist())
