@@ -66,13 +66,11 @@ def environment(corpus: Path, cache: Path, home: Path, **extra: str) -> dict[str
 
 
 @contextmanager
-def default_signals() -> Iterator[None]:
-    """Children started inside get the default SIGINT and SIGTERM, as from a terminal. An ignored
-    signal stays ignored across exec: a test process started in the background of a script ignores
-    SIGINT, and after an in-process Dagster run SIGTERM too (Dagster maps it to SIGINT's handler)."""
-    saved = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+def signal_handlers(handlers: dict[signal.Signals, object]) -> Iterator[None]:
+    """These handlers while inside: what children started inside inherit. An ignored signal stays
+    ignored across exec: a test process started in the background of a script ignores SIGINT, and
+    after an in-process Dagster run SIGTERM too (Dagster maps it to SIGINT's handler)."""
+    saved = {number: signal.signal(number, handler) for number, handler in handlers.items()}
     try:
         yield
     finally:
@@ -80,8 +78,12 @@ def default_signals() -> Iterator[None]:
             signal.signal(number, handler)
 
 
+# What a build started from a terminal has.
+TERMINAL_SIGNALS = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+
+
 def start(command: list[str], env: dict[str, str]) -> subprocess.Popen:
-    with default_signals():
+    with signal_handlers(TERMINAL_SIGNALS):
         return subprocess.Popen(command, env=env, cwd=PROJECT, start_new_session=True, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
@@ -131,14 +133,11 @@ def test_a_killed_build_does_not_block_the_next(corpus, home, tmp_path):
         killed = set(held.values()).pop()
         assert instance.get_run_by_id(killed).status == DagsterRunStatus.STARTED
         assert claimed_slots(instance)  # still held by the dead run
-        previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)  # as a run started with SIGINT ignored has it
-        try:
+        with signal_handlers({signal.SIGTERM: signal.SIG_IGN}):  # as a run started with SIGINT ignored has it
             leftover_tail = subprocess.Popen(  # what a kill can leave mirroring the run's compute log
                 ["tail", "-F", "-c", "+0", str(home / "storage" / killed / "compute_logs" / "left.out")],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )
-        finally:
-            signal.signal(signal.SIGTERM, previous)
         try:
             done = subprocess.run(MATERIALIZE, env=env, cwd=PROJECT, capture_output=True, text=True, timeout=240)
             assert done.returncode == 0, done.stdout + done.stderr
