@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
+
+from test_imports import fresh_python
 
 from biodata_cache_client.layout import version_folder
 from biodata_cache_client.schema.quality_control import QUALITY_CONTROL
@@ -62,13 +60,7 @@ def _write_small_cache(root: Path) -> None:
 def test_the_client_reads_and_writes_without_the_pipeline(tmp_path: Path):
     root = tmp_path / "cache"
     _write_small_cache(root)
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    done = subprocess.run(
-        [sys.executable, "-c", CLIENT_WITHOUT_PIPELINE, str(root)],
-        capture_output=True, text=True, env=environment, timeout=300, cwd=tmp_path,
-    )
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = fresh_python(CLIENT_WITHOUT_PIPELINE, str(root), cwd=tmp_path, timeout=300)
     assert result == {
         "versions": [version_folder()],
         "genotypes": ["Ai14/wt", "wt/wt"],

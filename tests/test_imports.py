@@ -13,10 +13,11 @@ from pathlib import Path
 HEAVY = ("dagster", "pandas", "duckdb")
 
 
-def _run(code: str, *args: str) -> dict:
+def fresh_python(code: str, *args: str, cwd: Path | None = None, timeout: float = 120):
+    """Run `code` in a fresh interpreter with this one's import path; the JSON of its last line."""
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=environment,
-                          timeout=120)
+                          timeout=timeout, cwd=cwd)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -40,7 +41,7 @@ print(json.dumps({
 
 
 def test_the_client_package_imports_its_parts_on_first_use():
-    result = _run(f"HEAVY = {HEAVY!r}\n{CLIENT}")
+    result = fresh_python(f"HEAVY = {HEAVY!r}\n{CLIENT}")
     assert result["loaded_on_import"] == []
     assert result["modules"] == [] and result["foreign"] == []
     assert {"asset_basics", "custom", "search", "history", "query", "provenance", "qc"} <= set(result["names"])
@@ -57,4 +58,4 @@ print(json.dumps(sorted(m for m in HEAVY if m in sys.modules)))
 
 def test_a_snapshot_worker_imports_neither_dagster_nor_pandas():
     script = Path(sys.executable).parent / "biodata-cache-pipeline"
-    assert _run(f"HEAVY = {HEAVY!r}\n{WORKER}", str(script)) == []
+    assert fresh_python(f"HEAVY = {HEAVY!r}\n{WORKER}", str(script)) == []
