@@ -7,7 +7,8 @@ Written by the pipeline and read by the client, so both take these rules from he
   (hive style, see `encode_partition_value`), the column sidecar `<table>.json`, the registry
   (one fragment per table in `cache_registry/`, merged into `cache_registry.json`), user tables in
   `custom/<name>.pqt`, and two private dot/underscore folders no reader lists: `.build_state/`
-  (per-partition rows and input fingerprint) and `_snapshot/` (the record snapshot);
+  (per-partition rows and input fingerprint) and `_snapshot/` (the record snapshot: its rows, and
+  the rows changed since they were written);
 - `catalog.duckdb`, the DuckDB views of the version folder's tables (their stored columns in the
   schema `stored`);
 - the build history (private): one immutable manifest per table build,
@@ -48,6 +49,7 @@ BUILD_STATE_FOLDER = ".build_state"
 STAGING_FOLDER = ".staging"
 SNAPSHOT_FOLDER = "_snapshot"
 SNAPSHOT_FILE = "records.parquet"
+SNAPSHOT_CHANGES_FILE = "changes.parquet"  # the rows changed since records.parquet was written
 CATALOG_FILE = "catalog.duckdb"
 CATALOG_STORED_SCHEMA = "stored"  # the catalog's views of the stored columns, under its typed `main` views
 BUILDS_FOLDER = "_builds"
@@ -163,6 +165,10 @@ def build_state_file(version: str, spec: TableSpec) -> str:
 
 def snapshot_file(version: str) -> str:
     return f"{version}/{SNAPSHOT_FOLDER}/{SNAPSHOT_FILE}"
+
+
+def snapshot_changes_file(version: str) -> str:
+    return f"{version}/{SNAPSHOT_FOLDER}/{SNAPSHOT_CHANGES_FILE}"
 
 
 # -- registry --------------------------------------------------------------------------------------

@@ -79,6 +79,8 @@ SCHEMA = pa.schema(
 # Parquet key-value metadata of a snapshot file.
 CODE_VERSION_KEY = b"biodata_cache.code_version"
 SOURCE_KEY = b"biodata_cache.source"
+ROWS_ID_KEY = b"biodata_cache.rows_id"  # of a snapshot's rows; a changes file names the rows it changes
+REMOVED_KEY = b"biodata_cache.removed"  # of a changes file: the JSON list of keys removed from the rows
 ROW_GROUP_SIZE = 2_000
 
 
@@ -284,13 +286,30 @@ def to_records(table: pa.Table, slice_rows: int = 4_096) -> Iterator[NormalizedR
 
 
 class RecordSnapshot:
-    """A stored snapshot: `source` is where its records came from."""
+    """A stored snapshot: `source` is where its records came from.
 
-    def __init__(self, file: pq.ParquetFile):
+    Its rows are `file`; `changes`, when given, holds the rows added or changed since (with the
+    same columns) and names the keys removed since (`REMOVED_KEY`). Reads give the rows of `file`
+    with those changes made, in key order. A changes file made for other rows (its `ROWS_ID_KEY`
+    is not that of `file`) is ignored: the rows were written again since, with the changes in them.
+    """
+
+    def __init__(self, file: pq.ParquetFile, changes: pq.ParquetFile | None = None):
         self.file = file
-        metadata = file.schema_arrow.metadata or {}
+        metadata = file.metadata.metadata or {}
         self.code_version = metadata.get(CODE_VERSION_KEY, b"").decode()
         self.source = metadata.get(SOURCE_KEY, b"").decode()
+        self.rows_id = metadata.get(ROWS_ID_KEY, b"").decode()
+        changes_metadata = (changes.metadata.metadata or {}) if changes is not None else {}
+        applies = bool(self.rows_id) and changes_metadata.get(ROWS_ID_KEY, b"").decode() == self.rows_id
+        self.changes = changes if applies else None
+        self.removed: list[str] = json.loads(changes_metadata.get(REMOVED_KEY, b"[]")) if applies else []
+        # The keys whose rows in `file` are replaced or removed by the changes.
+        self._replaced = (
+            pa.array(sorted({*self.removed, *changes.read(["key"]).column(0).to_pylist()}), STRING)
+            if applies
+            else None
+        )
 
     def table(self, columns: Sequence[str], where: tuple[str, Iterable[str]] | None = None) -> pa.Table:
         """Some columns (and `key`), in key order; `where=(column, values)`: only the rows whose
@@ -300,7 +319,14 @@ class RecordSnapshot:
         plain = [c for c in columns if not c.startswith("qc_metrics.")]
         # Only the metric fields' own parquet columns are read (a metric's tags and value are most of its bytes).
         leaves = [f"qc_metrics.list.element.{name}" for name in metric_fields]
-        table = self._read(list(dict.fromkeys(["key", *plain, *leaves])), where)
+        wanted = list(dict.fromkeys(["key", *plain, *leaves]))
+        table = _read(self.file, wanted, where)
+        if self.changes is not None:
+            kept = table.filter(pc.invert(pc.is_in(table.column("key"), value_set=self._replaced)))
+            changed = _read(self.changes, wanted, where)
+            table = pa.concat_tables([kept, changed.cast(kept.schema)]) if changed.num_rows else kept
+            if changed.num_rows:
+                table = table.take(pc.sort_indices(table.column("key")))
         if metric_fields:  # the fields as asked for: parquet gives them in the file's order
             metrics = table.column("qc_metrics")
             projected = pa.chunked_array(
@@ -309,37 +335,6 @@ class RecordSnapshot:
             )
             table = table.set_column(table.column_names.index("qc_metrics"), "qc_metrics", projected)
         return table
-
-    def _read(self, wanted: list[str], where: tuple[str, Iterable[str]] | None) -> pa.Table:
-        if where is None:
-            return self.file.read(wanted)
-        column, values = where
-        ordered = sorted(set(values))
-        value_set = pa.array(ordered, STRING)
-        parts = []
-        for group in range(self.file.num_row_groups):
-            if not self._may_hold(group, column, ordered):
-                continue
-            mask = pc.is_in(self.file.read_row_group(group, [column]).column(0), value_set=value_set)
-            if pc.any(mask).as_py():
-                parts.append(self.file.read_row_group(group, wanted).filter(mask))
-        if parts:
-            return pa.concat_tables(parts)
-        return SCHEMA.empty_table().select(list(dict.fromkeys(name.split(".", 1)[0] for name in wanted)))
-
-    def _may_hold(self, group: int, column: str, ordered: list[str]) -> bool:
-        """Whether row group `group` may hold one of the `ordered` (sorted) values of `column`: not
-        when its statistics bound the column to a range holding none of them. The rows are sorted
-        by key, which starts with the modality and the subject id, so a run over a range of
-        subjects reads a fraction of the row groups."""
-        leaf = next((i for i in range(len(self.file.schema)) if self.file.schema.column(i).path == column), None)
-        if leaf is None:
-            return True
-        statistics = self.file.metadata.row_group(group).column(leaf).statistics
-        if statistics is None or not statistics.has_min_max:
-            return True
-        first = bisect.bisect_left(ordered, statistics.min)
-        return first < len(ordered) and ordered[first] <= statistics.max
 
     def records(self, columns: Sequence[str], where: tuple[str, Iterable[str]] | None = None) -> Iterator[NormalizedRecord]:
         """`NormalizedRecord`s holding the attributes in `columns`, in key order."""
@@ -360,3 +355,37 @@ class RecordSnapshot:
                 end += 1
             yield sorted(set(found[start:end])), table.slice(start, end - start)
             start = end
+
+
+def _read(file: pq.ParquetFile, wanted: list[str], where: tuple[str, Iterable[str]] | None) -> pa.Table:
+    """The `wanted` parquet columns of a snapshot file; `where`: see `RecordSnapshot.table`."""
+    if where is None:
+        return file.read(wanted)
+    column, values = where
+    ordered = sorted(set(values))
+    value_set = pa.array(ordered, STRING)
+    parts = []
+    for group in range(file.num_row_groups):
+        if not _may_hold(file, group, column, ordered):
+            continue
+        mask = pc.is_in(file.read_row_group(group, [column]).column(0), value_set=value_set)
+        if pc.any(mask).as_py():
+            parts.append(file.read_row_group(group, wanted).filter(mask))
+    if parts:
+        return pa.concat_tables(parts)
+    return SCHEMA.empty_table().select(list(dict.fromkeys(name.split(".", 1)[0] for name in wanted)))
+
+
+def _may_hold(file: pq.ParquetFile, group: int, column: str, ordered: list[str]) -> bool:
+    """Whether row group `group` may hold one of the `ordered` (sorted) values of `column`: not
+    when its statistics bound the column to a range holding none of them. The rows are sorted
+    by key, which starts with the modality and the subject id, so a run over a range of
+    subjects reads a fraction of the row groups."""
+    leaf = next((i for i in range(len(file.schema)) if file.schema.column(i).path == column), None)
+    if leaf is None:
+        return True
+    statistics = file.metadata.row_group(group).column(leaf).statistics
+    if statistics is None or not statistics.has_min_max:
+        return True
+    first = bisect.bisect_left(ordered, statistics.min)
+    return first < len(ordered) and ordered[first] <= statistics.max

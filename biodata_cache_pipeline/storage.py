@@ -11,8 +11,9 @@ tables also keep a small build state per partition (rows, fingerprint of the inp
 from) in `bdc-vX.Y/.build_state/`, which change detection and the registry row counts read instead
 of listing or opening every partition. A table or partition whose new bytes equal the stored ones
 is not written again. The record snapshot every table is built from lives in `bdc-vX.Y/_snapshot/`,
-a private area no reader lists; it is written to a local staging temp first, and each snapshot
-refresh first removes the temps of writers that are gone.
+a private area no reader lists: its rows (`records.parquet`) and, when a refresh changed only a few,
+those changes (`changes.parquet`, see `snapshot_refresh.py`). Both are written to local staging
+temps first, and each snapshot refresh first removes the temps of writers that are gone.
 
 An unreadable published object (a truncated parquet, a corrupt registry fragment or build state) is
 reported by path with a warning and treated as absent, so the next build replaces it.
@@ -42,14 +43,23 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SnapshotOutput:
-    """Where the next record snapshot is written (see `CacheStore.snapshot_output`)."""
+    """Where the next record snapshot is written (see `CacheStore.snapshot_output`): all its rows
+    to `path`, or only the changes to the stored rows to `changes_path`; `written` says which
+    (`ROWS` or `CHANGES`; None: neither, the stored snapshot is up to date)."""
+
+    ROWS, CHANGES = "rows", "changes"
 
     path: str
-    publish: bool = True
+    changes_path: str
+    written: str | None = None
 
-    def discard(self) -> None:
-        """Keep the stored snapshot (the new one holds the same rows)."""
-        self.publish = False
+
+@dataclass(frozen=True)
+class StoredSnapshot:
+    """The stored record snapshot's files: its rows, and the changes made since (None: none)."""
+
+    records: pq.ParquetFile
+    changes: pq.ParquetFile | None
 
 
 class CacheStore:
@@ -93,28 +103,39 @@ class CacheStore:
     def snapshot_location(self) -> str:
         return self.storage.object_uri(layout.snapshot_file(self.version))
 
-    def open_snapshot(self) -> pq.ParquetFile | None:
+    def open_snapshot(self) -> StoredSnapshot | None:
         """The stored record snapshot, None when there is none yet."""
         try:
-            return pq.ParquetFile(self.storage.open_input_file(layout.snapshot_file(self.version)))
+            records = pq.ParquetFile(self.storage.open_input_file(layout.snapshot_file(self.version)))
         except FileNotFoundError:
             return None
+        try:
+            changes = pq.ParquetFile(self.storage.open_input_file(layout.snapshot_changes_file(self.version)))
+        except FileNotFoundError:
+            changes = None
+        return StoredSnapshot(records, changes)
 
     @contextmanager
     def snapshot_output(self) -> Iterator[SnapshotOutput]:
-        """A local file for the next snapshot, published over the stored one (atomically for
-        readers) when the block ends without an error and without `discard()`; otherwise the
-        stored one stays. The temps of writers that are gone are removed first."""
+        """Local files for the next snapshot. When the block ends without an error, the one it
+        wrote (`output.written`) is published, atomically for readers: new rows replace the stored
+        rows (and the stored changes file is then removed), new changes replace the changes file.
+        Otherwise the stored snapshot stays. The temps of writers that are gone are removed first."""
         self.remove_stale_temps()
-        temp = self.storage.staging_temp("records")
-        output = SnapshotOutput(temp)
+        output = SnapshotOutput(self.storage.staging_temp("records"), self.storage.staging_temp("changes"))
         try:
             yield output
-            if output.publish:
-                self.storage.publish_file(temp, layout.snapshot_file(self.version))
+            if output.written == SnapshotOutput.ROWS:
+                self.storage.publish_file(output.path, layout.snapshot_file(self.version))
+                # Changes made to the replaced rows no longer apply (and `RecordSnapshot` ignores
+                # them, as they name the rows they were made for: also when this delete never runs).
+                self.storage.delete_object(layout.snapshot_changes_file(self.version))
+            elif output.written == SnapshotOutput.CHANGES:
+                self.storage.publish_file(output.changes_path, layout.snapshot_changes_file(self.version))
         finally:
-            with suppress(FileNotFoundError):
-                os.remove(temp)
+            for temp in (output.path, output.changes_path):
+                with suppress(FileNotFoundError):
+                    os.remove(temp)
 
     def remove_stale_temps(self) -> list[str]:
         """Remove the staging temps left by writers that are gone (see `Storage.remove_stale_temps`)."""

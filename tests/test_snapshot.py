@@ -17,15 +17,18 @@ import pytest
 from fixture_records import FIXTURE_RECORDS, needs_fixture_records
 from snapshot_rows import snapshot_rows
 
+from biodata_cache_client import layout
 from biodata_cache_pipeline import snapshot_refresh
+from biodata_cache_pipeline.assets.snapshot import refresh_stored_snapshot
 from docdb_standin import DocDbStandIn, records_from_folder
 from biodata_cache_pipeline.records import NormalizedRecord, RecordTally, normalize_record
 from biodata_cache_pipeline.sample_corpus import generate_corpus
-from biodata_cache_pipeline.snapshot import RecordSnapshot, fingerprint, json_text, json_value, to_batch, to_records
+from biodata_cache_pipeline.snapshot import ATTRIBUTES, RecordSnapshot, fingerprint, json_text, json_value, to_batch, to_records
 from biodata_cache_pipeline.snapshot_refresh import refresh_snapshot
 from biodata_cache_pipeline.sources.docdb import DocDbSource
 from biodata_cache_pipeline.sources.local_folder import LocalFolderRecords, LocalFolderSource
 from biodata_cache_pipeline.sources.open_data import OpenDataStore
+from biodata_cache_pipeline.storage import CacheStore
 from biodata_cache_pipeline.tables import RECORD_FIELDS
 from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS_ATTRIBUTES, build_asset_basics
 from biodata_cache_pipeline.tables.assets_smartspim import ASSETS_SMARTSPIM_ATTRIBUTES, build_assets_smartspim
@@ -197,6 +200,80 @@ def test_incremental_refresh_of_asset_folders_equals_a_full_rebuild(corpus, tmp_
     assert genotype == "changed/wt"
 
 
+def store_with(snapshot: Path, root: Path) -> CacheStore:
+    """A cache store whose stored snapshot is a copy of the snapshot file `snapshot`."""
+    store = CacheStore(str(root))
+    target = root / layout.snapshot_file(store.version)
+    target.parent.mkdir(parents=True)
+    shutil.copy(snapshot, target)
+    return store
+
+
+def stored_rows(store: CacheStore) -> pa.Table:
+    """Every column of the snapshot stored in `store`, as the tables read it (changes included)."""
+    stored = store.open_snapshot()
+    return RecordSnapshot(stored.records, stored.changes).table(["signature", *ATTRIBUTES])
+
+
+def test_a_few_changes_are_stored_beside_the_rows_and_read_as_a_full_rebuild(corpus, tmp_path, monkeypatch):
+    """Nights with few changes publish only them (changes.parquet), leaving the rows file as it
+    is; reads give what a full rebuild gives, after one night and after two (a record changed
+    again, an added one removed); changes past `CHANGES_FRACTION` write every row again."""
+    root = tmp_path / "records"
+    shutil.copytree(corpus, root)
+    source, store = LocalFolderSource(str(root)), CacheStore(str(tmp_path / "cache"))
+    rows_file = tmp_path / "cache" / layout.snapshot_file(store.version)
+    changes_file = tmp_path / "cache" / layout.snapshot_changes_file(store.version)
+
+    def full_rebuild() -> pa.Table:
+        return refresh(source, tmp_path / "full.parquet", workers=1)[1]
+
+    assert refresh_stored_snapshot(store, source).written == "rows"
+    first_rows = rows_file.read_bytes()
+    added, changed, removed = change_corpus(root)
+    night = refresh_stored_snapshot(store, source)
+    assert (night.written, night.added, night.changed, night.removed, night.records) == ("changes", 1, 1, 1, len(corpus_keys(root)))
+    assert rows_file.read_bytes() == first_rows and changes_file.exists()
+    assert stored_rows(store).equals(full_rebuild())
+
+    record = json.loads((root / changed / "metadata.nd.json").read_text())
+    record["subject"]["subject_details"]["genotype"] = "changed/again"
+    (root / changed / "metadata.nd.json").write_text(json.dumps(record))
+    shutil.rmtree(root / added)
+    second = refresh_stored_snapshot(store, source)
+    assert (second.written, second.changed, second.removed) == ("changes", 1, 1)
+    rows = stored_rows(store)
+    assert rows.equals(full_rebuild()) and rows_file.read_bytes() == first_rows
+    keys = rows.column("key").to_pylist()
+    assert added not in keys and removed not in keys and rows.column("genotype")[keys.index(changed)].as_py() == "changed/again"
+    assert refresh_stored_snapshot(store, source).written is None
+
+    monkeypatch.setattr(snapshot_refresh, "CHANGES_FRACTION", 0.0)
+    shutil.copytree(root / changed, root / added)
+    compacted = refresh_stored_snapshot(store, source)
+    assert (compacted.written, compacted.added) == ("rows", 1) and not changes_file.exists()
+    assert store.open_snapshot().changes is None and stored_rows(store).equals(full_rebuild())
+
+
+def corpus_keys(root: Path) -> list[str]:
+    return LocalFolderRecords(str(root)).asset_folders()
+
+
+def test_changes_made_for_other_rows_are_ignored(corpus, tmp_path):
+    """A changes file names the rows file it changes: once the rows are written again (by a later
+    refresh, or by one killed before it removed the old changes), it no longer applies."""
+    root = tmp_path / "records"
+    shutil.copytree(corpus, root)
+    source, store = LocalFolderSource(str(root)), CacheStore(str(tmp_path / "cache"))
+    refresh_stored_snapshot(store, source)
+    change_corpus(root)
+    assert refresh_stored_snapshot(store, source).written == "changes"
+    stale_changes = store.open_snapshot().changes
+    _, now = refresh(source, tmp_path / "now.parquet", workers=1)  # every row, as read now
+    snapshot = RecordSnapshot(pq.ParquetFile(tmp_path / "now.parquet"), stale_changes)
+    assert snapshot.changes is None and snapshot.table(["signature", *ATTRIBUTES]).equals(now)
+
+
 def test_a_folder_is_read_again_when_the_files_its_record_comes_from_change(corpus, tmp_path):
     """A folder with `metadata.nd.json` is read from that file alone: another file added beside it
     changes nothing. A folder of core files is read again when one of them changes."""
@@ -265,12 +342,14 @@ def test_incremental_refresh_from_docdb_fetches_only_what_changed(corpus, tmp_pa
         server.requests.clear()
         update, updated = refresh(source, tmp_path / "update.parquet", tmp_path / "first.parquet", workers=1)
         assert (update.added, update.changed, update.removed, update.read) == (1, 1, 1, 2)
+        stored = store_with(tmp_path / "first.parquet", tmp_path / "cache")
+        assert refresh_stored_snapshot(stored, source).written == "changes"
         fetched = {i for _, route, p in server.requests if route == "find" and "$in" in json.dumps(p["filter"])
                    for i in p["filter"]["_id"]["$in"]}
         assert fetched == {changed_id, "zz-new"}
 
         _, rebuilt = refresh(source, tmp_path / "full.parquet", workers=1)
-    assert updated.equals(rebuilt)
+    assert updated.equals(rebuilt) and stored_rows(stored).equals(rebuilt)
     keys = updated.column("key").to_pylist()
     assert updated.column("project_name").to_pylist()[keys.index(changed_id)] == "Renamed"
     assert removed_id not in keys

@@ -30,7 +30,7 @@ from biodata_cache_client.schema.declaration import (
     SchemaMismatch,
     TableSpec,
 )
-from biodata_cache_pipeline.storage import CacheStore
+from biodata_cache_pipeline.storage import CacheStore, SnapshotOutput
 
 VERSION = "bdc-v0.1"
 
@@ -359,12 +359,12 @@ def test_the_next_snapshot_refresh_removes_dead_writers_temps_only(tmp_path: Pat
         crashing.join(60)
         assert crashing.exitcode == 3
     dead = temp_files_under(tmp_path)
-    assert sorted(Path(f).name.split(".")[1] for f in dead) == ["data", "records"]
+    assert sorted(Path(f).name.split(".")[1] for f in dead) == ["changes", "data", "records"]
     stalled = spawn.Process(target=_stall_before_rename, args=(str(tmp_path),))
     stalled.start()
     try:
         deadline = time.monotonic() + 60
-        while len(temp_files_under(tmp_path)) < 3:
+        while len(temp_files_under(tmp_path)) <= len(dead):
             assert time.monotonic() < deadline, "the live writer wrote no temp"
             time.sleep(0.05)
         in_flight = sorted(set(temp_files_under(tmp_path)) - set(dead))
@@ -374,8 +374,8 @@ def test_the_next_snapshot_refresh_removes_dead_writers_temps_only(tmp_path: Pat
         aged.write_bytes(b"x")
         os.utime(aged, (time.time() - 2 * 86400,) * 2)
 
-        with store.snapshot_output() as output:
-            output.discard()
+        with store.snapshot_output():
+            pass  # nothing written: only the dead writers' temps are removed
         assert temp_files_under(tmp_path) == sorted([*in_flight, ".staging/.data.pqt.0123456789abcdef.tmp"])
     finally:
         stalled.kill()
@@ -556,3 +556,4 @@ def test_s3_write_failures_name_the_object(s3_bucket):
         with store.snapshot_output() as output:
             with open(output.path, "wb") as out:
                 out.write(b"x")
+            output.written = SnapshotOutput.ROWS

@@ -41,7 +41,7 @@ def read_snapshot(cache: CacheResource) -> RecordSnapshot:
             f"no record snapshot at {store.snapshot_location}: materialise record_snapshot first "
             "(`biodata-cache-pipeline materialize` builds it with every table)"
         )
-    return RecordSnapshot(stored)
+    return RecordSnapshot(stored.records, stored.changes)
 
 
 @cache

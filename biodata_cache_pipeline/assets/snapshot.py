@@ -7,7 +7,9 @@ from biodata_cache_pipeline.assets.common import OWNERS, SNAPSHOT_ASSET
 from biodata_cache_pipeline.cache_resource import CacheResource
 from biodata_cache_pipeline.resources import RecordsResource
 from biodata_cache_pipeline.snapshot import RecordSnapshot
-from biodata_cache_pipeline.snapshot_refresh import refresh_snapshot
+from biodata_cache_pipeline.snapshot_refresh import RefreshReport, refresh_snapshot
+from biodata_cache_pipeline.sources import RecordSource
+from biodata_cache_pipeline.storage import CacheStore
 
 GROUP = "sources"
 WARNINGS_METADATA_KEY = "warnings"
@@ -22,11 +24,23 @@ metadata_records = AssetSpec(
 )
 
 
+def refresh_stored_snapshot(store: CacheStore, source: RecordSource, workers: int | None = None) -> RefreshReport:
+    """Refresh the snapshot stored in `store` from `source` and publish what the refresh wrote (all
+    rows, or the changes to the stored rows); a failed refresh publishes nothing."""
+    stored = store.open_snapshot()
+    with store.snapshot_output() as output:
+        previous = RecordSnapshot(stored.records, stored.changes) if stored else None
+        report = refresh_snapshot(source, previous, output.path, workers=workers, changes_out=output.changes_path)
+        output.written = report.written
+    return report
+
+
 @asset(
     name=SNAPSHOT_ASSET,
     deps=[metadata_records],
     description="Every record, normalised, one parquet row each (private: bdc-vX.Y/_snapshot/). Each refresh "
-    "reads only new and changed records, in worker processes; every table is built from it.",
+    "reads only new and changed records, in worker processes, and while they are few writes only them "
+    "(changes.parquet, beside the rows); every table is built from it.",
     group_name=GROUP,
     owners=OWNERS,
     kinds={"python", "parquet"},
@@ -39,12 +53,7 @@ def record_snapshot(
     for warning in warnings:
         context.log.warning(warning)
     store = cache.store()
-    stored = store.open_snapshot()
-    with store.snapshot_output() as output:
-        previous = RecordSnapshot(stored) if stored else None
-        report = refresh_snapshot(source, previous, output.path, workers=records.workers)
-        if report.unchanged:
-            output.discard()
+    report = refresh_stored_snapshot(store, source, workers=records.workers)
     context.log.info(f"record_snapshot: {report.summary()}")
     return MaterializeResult(
         metadata={
@@ -56,7 +65,7 @@ def record_snapshot(
             "removed": report.removed,
             "read": report.read,
             "full_rebuild": report.rebuilt or "no",
-            "rewritten": not report.unchanged,
+            "written": report.written or "nothing (unchanged)",
             "skipped_records": report.skipped,
             "skipped_reasons": MetadataValue.md("\n".join(f"- {r}" for r in report.skipped_reasons) or "none"),
             WARNINGS_METADATA_KEY: "\n".join(warnings) or "none",

@@ -5,14 +5,16 @@ when that file is absent, the core JSON files assembled into one record. Anythin
 folder is ignored. An unreadable file becomes a record carrying the reason, never an exception.
 
 `LocalFolderRecords` reads and normalises the folders; `LocalFolderSource` is how the record
-snapshot reads them: a listing of the folder names, then, in worker processes, the records of the
-folders whose signature (names, sizes and modification times of the files the record is read from:
-`metadata.nd.json` alone when it is there) changed since the snapshot.
+snapshot reads them: a listing of the folders with their signatures (names, sizes and modification
+times of the files the record is read from: `metadata.nd.json` alone when it is there; on S3 the
+names only), then, in worker processes, the records of the folders whose signature changed since
+the snapshot.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import uuid
 from collections.abc import Iterator, Sequence
@@ -65,6 +67,7 @@ class LocalFolderRecords:
     def __init__(self, root: str, filesystem: pafs.FileSystem | None = None):
         self.root = root.rstrip("/")
         self.fs, self.base = (filesystem, self.root) if filesystem else filesystem_for(self.root)
+        self.is_local = isinstance(self.fs, pafs.LocalFileSystem)
 
     def asset_folders(self) -> list[str]:
         return self.folders()[0]
@@ -73,12 +76,19 @@ class LocalFolderRecords:
         """The asset folders and the other sub-folders (private ones, `_foraging` or `.staging`,
         left out), sorted, from one listing."""
         try:
-            infos = self.fs.get_file_info(pafs.FileSelector(self.base))
+            names = sorted(self._sub_folders())
         except FileNotFoundError as error:
             raise FileNotFoundError(f"records folder {self.root} does not exist") from error
-        names = sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory)
         assets = [name for name in names if is_asset_folder_name(name)]
         return assets, [n for n in names if not is_asset_folder_name(n) and not n.startswith(("_", "."))]
+
+    def _sub_folders(self) -> Iterator[str]:
+        if self.is_local:  # os.scandir knows a folder from its directory entry: no stat per entry (5x faster)
+            with os.scandir(self.base) as entries:
+                yield from (entry.name for entry in entries if entry.is_dir())
+            return
+        infos = self.fs.get_file_info(pafs.FileSelector(self.base))
+        yield from (i.base_name for i in infos if i.type == pafs.FileType.Directory)
 
     def folder_files(self, folder: str) -> dict[str, pafs.FileInfo]:
         """The files directly inside an asset folder, by name."""
@@ -184,8 +194,19 @@ class LocalFolderSource:
         return self.root
 
     def listing(self) -> list[tuple[str, str | None]]:
-        """(asset folder, None) in folder order: a folder's signature is read with its files."""
-        return [(folder, None) for folder in _reader(self.root).asset_folders()]
+        """(asset folder, signature) in folder order. On a local disk the signature is read here (a
+        `stat` of metadata.nd.json, about 10 µs), so only changed folders go to the workers; on S3
+        (a request per folder) it is None, and the workers read it."""
+        reader = _reader(self.root)
+        if not reader.is_local:
+            return [(folder, None) for folder in reader.asset_folders()]
+        listed = []
+        for folder in reader.asset_folders():
+            try:
+                listed.append((folder, files_signature(reader.record_files(folder))))
+            except FileNotFoundError:  # gone since the folders were listed
+                continue
+        return listed
 
     def read_changed(self, entries: Sequence[tuple[str, str | None, str | None]]) -> ChangedRecords:
         """For (folder, _, signature in the snapshot) entries: the records of the folders whose
