@@ -8,9 +8,12 @@
    which read and normalise a record only when its signature differs (read again there) and send
    back Arrow rows. Keys the snapshot has but the source no longer lists are dropped.
 3. A first snapshot is written chunk by chunk in listing (= key) order as the workers answer, so
-   memory never holds the parsed corpus. An update holds the changed rows (about 1% on a night),
-   then writes the previous snapshot row group by row group without its dropped rows and with the
-   changed rows slotted in; when nothing changed it writes nothing.
+   memory never holds the parsed corpus. An update holds the changed rows (about 1% on a night).
+   While the rows differing from the stored rows file (these, the earlier changes still current,
+   the keys removed) are under `CHANGES_FRACTION` of it, only they are written, as a changes file
+   naming the rows file they change (`RecordSnapshot` reads the two as one). Past it, the stored
+   rows are written again row group by row group, without the dropped rows and with the changed
+   rows slotted in. When nothing changed, nothing is written.
 
 A snapshot made by other code (normaliser, readers), or from another source, is not reused: the
 refresh then rebuilds it in full. The new snapshot is written to a file the caller publishes

@@ -13,9 +13,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from docdb_standin import DocDbStandIn
 from snapshot_rows import snapshot_rows
 
-from docdb_standin import DocDbStandIn
 from biodata_cache_pipeline.records import MAX_VALUE_DEPTH, RecordTally, normalize_record
 from biodata_cache_pipeline.sample_corpus import generate_corpus
 from biodata_cache_pipeline.snapshot import RecordSnapshot, to_batch
@@ -183,7 +183,7 @@ def test_a_string_with_a_lone_surrogate_is_a_problem_and_the_tables_build(case):
             assert getattr(record, other) == getattr(clean, other)
     # every column and table takes the record
     to_batch([("key", None, record)])
-    basics = build_asset_basics([record])
+    basics = build_asset_basics(snapshot_rows([record]))
     build_quality_control(snapshot_rows([record]), {"123456"})
     build_platform_qc(basics, qc_by_name(snapshot_rows([record])), "dynamic_foraging")
 
@@ -265,7 +265,7 @@ def test_hostile_folders_are_skipped_and_every_other_record_and_table_is_built(t
     snapshot = RecordSnapshot(pq.ParquetFile(tmp_path / "workers.parquet"))
 
     def build():
-        basics = build_asset_basics(snapshot.records(ASSET_BASICS_ATTRIBUTES))
+        basics = build_asset_basics(snapshot.table(ASSET_BASICS_ATTRIBUTES))
         qc = build_quality_control(snapshot.table(QUALITY_CONTROL_ATTRIBUTES), {"123456"})
         # as the platform_qc asset reads it; the nameless "id-x" is an asset of dynamic_foraging
         qc_rows = snapshot.table(PLATFORM_QC_ATTRIBUTES, where=("name", platform_assets(basics, PLATFORMS)))
@@ -295,9 +295,9 @@ def trainer_state(curriculum: str) -> str:
 
 
 def curriculum_of(location: str, store: OpenDataStore) -> list[dict]:
-    basics = build_asset_basics(
+    basics = build_asset_basics(snapshot_rows(
         [normalize_record({"name": "A", "location": location, "data_description": {"modalities": ["behavior"]}})]
-    )
+    ))
     table, _ = build_behavior_curriculum(basics, store)
     return table.to_pylist()
 

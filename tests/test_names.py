@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pytest
 
+from snapshot_rows import snapshot_rows
+
 from biodata_cache_pipeline.names import (
     apply_name_map,
     first_name_map,
@@ -175,7 +177,7 @@ def test_table_wide_map_through_build_asset_basics():
         _record("e", experimenters=["Jane", "Jane Doe", "Al"]),  # in-record resolution first
         _record("f", experimenters=["Jane", "Sam"], investigators=["Jane Doe"]),
     ]
-    table = build_asset_basics([normalize_record(r) for r in records])
+    table = build_asset_basics(snapshot_rows([normalize_record(r) for r in records]))
     people = _people_by_name(table)
     assert people["a"] == (["Jane Doe"], [])
     assert people["b"] == (["Jane Doe"], ["Kim Lee"])
@@ -192,7 +194,7 @@ def test_table_wide_map_through_build_asset_basics():
 def test_table_wide_map_is_case_insensitive():
     """`JANE` normalises to `Jane` and maps onto the one full name starting with `jane`."""
     records = [_record("x", experimenters=["JANE", "Sam Oak"]), _record("y", experimenters=["jane doe"])]
-    people = _people_by_name(build_asset_basics([normalize_record(r) for r in records]))
+    people = _people_by_name(build_asset_basics(snapshot_rows([normalize_record(r) for r in records])))
     assert people["x"] == (["Jane Doe", "Sam Oak"], [])
     assert people["y"] == (["Jane Doe"], [])
 
@@ -203,7 +205,7 @@ def test_table_wide_map_ambiguous_across_table_keeps_first_names():
         _record("b", experimenters=["Jane Doe"]),
         _record("c", investigators=["Jane Roe"]),
     ]
-    people = _people_by_name(build_asset_basics([normalize_record(r) for r in records]))
+    people = _people_by_name(build_asset_basics(snapshot_rows([normalize_record(r) for r in records])))
     assert people["a"] == (["Jane"], [])
 
 

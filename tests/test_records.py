@@ -775,7 +775,7 @@ def test_tables_survive_malformed_records(tmp_path):
             records.append(normalize_record(raw))
             restore()
     records += [normalize_record(x) for x in (None, 5, "x", [], {"name": None}, {"name": 3, "_id": 4})]
-    basics = build_asset_basics(records)
+    basics = build_asset_basics(snapshot_rows(records))
     assert basics.num_rows == sum(1 for r in records if is_usable(r))
     source = build_source_data(records)
     subjects = sorted({r.subject_id for r in records if r.subject_id is not None})

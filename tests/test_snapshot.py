@@ -119,7 +119,9 @@ def tables_built(records: list[NormalizedRecord], store: OpenDataStore, snapshot
         return snapshot.records(attributes + RecordTally.ATTRIBUTES)
 
     tables = {
-        "asset_basics": build_asset_basics(read(ASSET_BASICS_ATTRIBUTES)),
+        "asset_basics": build_asset_basics(
+            snapshot_rows(records) if snapshot is None else snapshot.table(ASSET_BASICS_ATTRIBUTES)
+        ),
         "source_data": build_source_data(read(SOURCE_DATA_ATTRIBUTES)),
         "platform_fib": build_platform_fib(read(PLATFORM_FIB_ATTRIBUTES)),
     }

@@ -81,6 +81,24 @@ def built_unless_unchanged(
     return Output(table, metadata={**metadata, "rebuilt": True, **build_metadata})
 
 
+def malformed_records(rows: pa.Table) -> dict:
+    """The `RecordTally` metadata of snapshot rows: how many records were malformed, and why."""
+    tally = RecordTally()
+    tally.add(to_records(rows.select(list(RecordTally.ATTRIBUTES))))
+    return tally.metadata()
+
+
+def from_rows(build_table: Callable) -> Callable[[pa.Table], tuple[object, dict]]:
+    """A build over snapshot rows as an Arrow table, counting the malformed records (for
+    `built_unless_unchanged`)."""
+
+    def build(inputs: pa.Table) -> tuple[object, dict]:
+        with collector_paused():
+            return build_table(inputs), malformed_records(inputs)
+
+    return build
+
+
 def from_records(build_table: Callable) -> Callable[[pa.Table], tuple[object, dict]]:
     """A build over snapshot rows as records, counting the malformed ones (for `built_unless_unchanged`)."""
 

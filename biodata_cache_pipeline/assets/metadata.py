@@ -6,7 +6,7 @@ from dagster import Output, asset
 
 from biodata_cache_client.schema.asset_basics import ASSET_BASICS
 from biodata_cache_client.schema.source_data import SOURCE_DATA
-from biodata_cache_pipeline.assets.common import built_unless_unchanged, from_records, read_snapshot, table_asset
+from biodata_cache_pipeline.assets.common import built_unless_unchanged, from_records, from_rows, read_snapshot, table_asset
 from biodata_cache_pipeline.cache_resource import CacheResource
 from biodata_cache_pipeline.records import RecordTally
 from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS_ATTRIBUTES, build_asset_basics
@@ -40,7 +40,7 @@ unique_project_names, unique_subject_ids, unique_genotypes = (
 def asset_basics(cache: CacheResource) -> Output:
     snapshot = read_snapshot(cache)
     inputs = snapshot.table(ASSET_BASICS_ATTRIBUTES + RecordTally.ATTRIBUTES)
-    return built_unless_unchanged(ASSET_BASICS, cache, snapshot, inputs, from_records(build_asset_basics))
+    return built_unless_unchanged(ASSET_BASICS, cache, snapshot, inputs, from_rows(build_asset_basics))
 
 
 @asset(**table_asset(SOURCE_DATA, GROUP))

@@ -23,7 +23,13 @@ from biodata_cache_client.collector import collector_paused
 from biodata_cache_client.schema.asset_basics import ASSET_BASICS
 from biodata_cache_client.schema.platform_qc import PLATFORM_QC
 from biodata_cache_client.schema.quality_control import QUALITY_CONTROL
-from biodata_cache_pipeline.assets.common import SNAPSHOT_ASSET, built_unless_unchanged, read_snapshot, table_asset
+from biodata_cache_pipeline.assets.common import (
+    SNAPSHOT_ASSET,
+    built_unless_unchanged,
+    malformed_records,
+    read_snapshot,
+    table_asset,
+)
 from biodata_cache_pipeline.cache_resource import CacheResource
 from biodata_cache_pipeline.io_manager import SOURCE_METADATA_KEY, PartitionedBuild
 from biodata_cache_pipeline.records import RecordTally
@@ -90,10 +96,8 @@ def platform_qc(
     inputs = snapshot.table(PLATFORM_QC_ATTRIBUTES + RecordTally.ATTRIBUTES, where=("name", candidates))
 
     def build(qc_rows):
-        tally = RecordTally()
         with collector_paused():
-            tally.add(to_records(qc_rows.select(list(tally.ATTRIBUTES))))
             by_name = qc_by_name(qc_rows)
-            return {key: build_platform_qc(basics, by_name, key) for key in keys}, tally.metadata()
+            return {key: build_platform_qc(basics, by_name, key) for key in keys}, malformed_records(qc_rows)
 
     return built_unless_unchanged(PLATFORM_QC, cache, snapshot, inputs, build, basics, keys=keys)

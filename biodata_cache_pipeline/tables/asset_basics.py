@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime, timezone
 from functools import lru_cache
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from biodata_cache_client.schema.asset_basics import ASSET_BASICS
 from biodata_cache_pipeline.names import (
@@ -16,7 +16,7 @@ from biodata_cache_pipeline.names import (
     parse_people,
     resolve_first_names,
 )
-from biodata_cache_pipeline.records import NormalizedRecord, date_prefix, is_usable, parse_utc
+from biodata_cache_pipeline.records import date_prefix, parse_utc
 
 
 # The record paths asset_basics reads (its DocDB projection), 1.x fallbacks included.
@@ -42,22 +42,28 @@ ASSET_BASICS_ATTRIBUTES = (
     "acquisition_start_time", "acquisition_end_time", "acquisition_type", "instrument_id", "experimenters",
     "code_ocean", "process_times",
 )
+# Table columns named otherwise in the snapshot, and the list columns a missing value makes empty.
+STORED_AS = {"_id": "id", "_last_modified": "last_modified"}
+NEVER_NULL_LISTS = ("modalities", "experimenters", "investigators")
+AGE_INPUTS = ("date_of_birth", "acquisition_date_of_birth", "year_of_birth", "acquisition_start_time")
 
 
-def age_in_days(record: NormalizedRecord) -> int | None:
+def age_in_days(
+    date_of_birth: str | None, acquisition_date_of_birth: str | None, year_of_birth: int | None, start: str | None
+) -> int | None:
     """Whole days from birth (date, else acquisition date, else Jan 1 of year) to acquisition start."""
-    birth = parse_utc(record.date_of_birth) or parse_utc(record.acquisition_date_of_birth)
-    if birth is None and record.year_of_birth is not None and 1 <= record.year_of_birth <= 9999:
-        birth = datetime(record.year_of_birth, 1, 1, tzinfo=timezone.utc)
-    start = parse_utc(record.acquisition_start_time)
-    if birth is None or start is None:
+    birth = parse_utc(date_of_birth) or parse_utc(acquisition_date_of_birth)
+    if birth is None and year_of_birth is not None and 1 <= year_of_birth <= 9999:
+        birth = datetime(year_of_birth, 1, 1, tzinfo=timezone.utc)
+    started = parse_utc(start)
+    if birth is None or started is None:
         return None
-    return (start - birth).days
+    return (started - birth).days
 
 
-def last_process_date(record: NormalizedRecord) -> str | None:
+def last_process_date(starts: list[str | None]) -> str | None:
     """The date of the last process start that has one."""
-    for start, _ in reversed(record.process_times):
+    for start in reversed(starts):
         if prefix := date_prefix(start):
             return prefix
     return None
@@ -69,42 +75,47 @@ def _people(names: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(resolve_first_names(parse_people(names)))
 
 
-def _row(record: NormalizedRecord) -> dict:
-    return {
-        "_id": record.id,
-        "_last_modified": record.last_modified,
-        "modalities": record.modalities,
-        "project_name": record.project_name,
-        "data_level": record.data_level,
-        "subject_id": record.subject_id,
-        "acquisition_start_time": record.acquisition_start_time,
-        "acquisition_end_time": record.acquisition_end_time,
-        "code_ocean": record.code_ocean,
-        "process_date": last_process_date(record),
-        "genotype": record.genotype,
-        "age": age_in_days(record),
-        "acquisition_type": record.acquisition_type,
-        "location": record.location,
-        "name": record.name,
-        "experimenters": record.experimenters,
-        "experimenters_normalized": list(_people(tuple(record.experimenters))),
-        "instrument_id": record.instrument_id,
-        "instrument_id_normalized": normalize_instrument_id(record.instrument_id),
-        "investigators": record.investigators,
-        "investigators_normalized": list(_people(tuple(record.investigators))),
+def _process_starts(process_times: pa.ListArray) -> list[list[str | None]]:
+    """Each row's process start times, in order (a null list: none)."""
+    starts = process_times.flatten().field("start").to_pylist()
+    offsets = process_times.offsets.to_pylist()
+    base = offsets[0] if offsets else 0
+    return [starts[offsets[i] - base : offsets[i + 1] - base] for i in range(len(process_times))]
+
+
+def _never_null(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A list column with its null lists made empty (a record's lists are never missing)."""
+    return pc.if_else(pc.is_valid(column), column, pa.scalar([], column.type))
+
+
+def build_asset_basics(rows: pa.Table) -> pa.Table:
+    """The table from record snapshot rows (`ASSET_BASICS_ATTRIBUTES`): a row per usable record,
+    sorted by name then `_id` (missing ones last). Columns read as stored are taken as they are;
+    the others are worked out from their inputs' values alone."""
+    rows = rows.filter(pc.or_(pc.is_valid(rows.column("name")), pc.is_valid(rows.column("id"))))
+    rows = rows.take(pc.sort_indices(rows, [("name", "ascending", "at_end"), ("id", "ascending", "at_end")]))
+    rows = rows.combine_chunks()
+    values = {name: rows.column(name).to_pylist() for name in AGE_INPUTS + ("instrument_id",)}
+    people = {
+        name: [list(_people(tuple(names or []))) for names in rows.column(name).to_pylist()]
+        for name in ("experimenters", "investigators")
     }
-
-
-def _sort_key(row: dict) -> tuple:
-    return (row["name"] is None, row["name"] or "", row["_id"] is None, row["_id"] or "")
-
-
-def build_asset_basics(records: Iterable[NormalizedRecord]) -> pa.Table:
-    rows = sorted((_row(r) for r in records if is_usable(r)), key=_sort_key)
-    people = ("experimenters_normalized", "investigators_normalized")
-    mapping = first_name_map(name for row in rows for column in people for name in row[column])
+    mapping = first_name_map(name for names in people.values() for row in names for name in row)
     if mapping:
-        for row in rows:
-            for column in people:
-                row[column] = apply_name_map(row[column], mapping)
-    return ASSET_BASICS.from_rows(rows)
+        people = {column: [apply_name_map(names, mapping) for names in lists] for column, lists in people.items()}
+    process_times = rows.column("process_times")
+    derived = {
+        "process_date": [last_process_date(starts) for starts in _process_starts(process_times.combine_chunks())],
+        "age": [age_in_days(*inputs) for inputs in zip(*(values[name] for name in AGE_INPUTS))],
+        "experimenters_normalized": people["experimenters"],
+        "instrument_id_normalized": [normalize_instrument_id(value) for value in values["instrument_id"]],
+        "investigators_normalized": people["investigators"],
+    }
+    columns = {}
+    for column in ASSET_BASICS.columns:
+        if column.name in derived:
+            columns[column.name] = pa.array(derived[column.name], column.type)
+        else:
+            stored = rows.column(STORED_AS.get(column.name, column.name))
+            columns[column.name] = _never_null(stored) if column.name in NEVER_NULL_LISTS else stored
+    return pa.Table.from_arrays([columns[c] for c in ASSET_BASICS.column_names], schema=ASSET_BASICS.schema)

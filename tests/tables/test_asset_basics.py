@@ -10,9 +10,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 from fixture_records import needs_fixture_records
+from snapshot_rows import snapshot_rows
 from table_records import (
     all_raw,
     all_records,
@@ -33,7 +35,7 @@ from biodata_cache_pipeline.tables.asset_basics import build_asset_basics
 @needs_fixture_records
 def test_asset_basics_fixtures_one_row_per_record_sorted():
     raws = all_raw()
-    table = build_asset_basics(all_records())
+    table = build_asset_basics(snapshot_rows(all_records()))
     assert_declared(table, ASSET_BASICS)
     assert table.num_rows == len(raws) == 15
     expected_order = sorted((r["name"], r["_id"]) for r in raws)
@@ -43,7 +45,7 @@ def test_asset_basics_fixtures_one_row_per_record_sorted():
 @needs_fixture_records
 def test_asset_basics_v2_raw_row():
     raw = load_fixture("v2/v2_raw.json")
-    [row] = rows(build_asset_basics(norm(raw)))
+    [row] = rows(build_asset_basics(snapshot_rows(norm(raw))))
     assert row == {
         "_id": "ad668ba9-326a-4b5d-abc1-63ddefaf0a41",
         "_last_modified": "2026-02-14T12:34:44.410Z",
@@ -71,7 +73,7 @@ def test_asset_basics_v2_raw_row():
 
 @needs_fixture_records
 def test_asset_basics_fixture_spot_checks():
-    table = build_asset_basics(all_records())
+    table = build_asset_basics(snapshot_rows(all_records()))
     by_name = {r["name"]: r for r in rows(table)}
     behavior = by_name["behavior_775510_2025-04-13_15-30-30_processed_2025-04-14_04-09-06"]
     # 2024-11-02 -> 2025-04-13T15:30:30-07:00 = 2025-04-13T22:30:30Z
@@ -109,7 +111,7 @@ def _age(dob=None, start=None, acquisition_dob=None, year=None) -> int | None:
         fields["acquisition.subject_details.date_of_birth"] = acquisition_dob
     if start is not None:
         fields["acquisition.acquisition_start_time"] = start
-    [row] = rows(build_asset_basics(norm(v2("a", fields))))
+    [row] = rows(build_asset_basics(snapshot_rows(norm(v2("a", fields)))))
     return row["age"]
 
 
@@ -163,7 +165,7 @@ def test_age_null_when_missing_or_unparsable():
 
 def _process_date(starts) -> str | None:
     processes = [{"start_date_time": s, "end_date_time": s, "name": "p"} for s in starts]
-    [row] = rows(build_asset_basics(norm(v2("a", {"processing.data_processes": processes}))))
+    [row] = rows(build_asset_basics(snapshot_rows(norm(v2("a", {"processing.data_processes": processes})))))
     return row["process_date"]
 
 
@@ -174,7 +176,7 @@ def test_process_date():
     assert _process_date(["2024-01-01T10:00:00Z", "2024-03-05 08:00:00"]) == "2024-03-05"
     assert _process_date(["2024-03-05 23:59:59.123+00:00"]) == "2024-03-05"
     assert _process_date([]) is None
-    [row] = rows(build_asset_basics(norm(v2("a"))))
+    [row] = rows(build_asset_basics(snapshot_rows(norm(v2("a")))))
     assert row["process_date"] is None
 
 
@@ -185,7 +187,7 @@ def test_code_ocean_null_when_absent():
         v2("c", other_identifiers={}),
         v2("d", other_identifiers={"Code Ocean": []}),
     )
-    by_name = {r["name"]: r["code_ocean"] for r in rows(build_asset_basics(records))}
+    by_name = {r["name"]: r["code_ocean"] for r in rows(build_asset_basics(snapshot_rows(records)))}
     assert by_name == {"a": ["x", "y"], "b": None, "c": None, "d": []}
 
 
@@ -196,7 +198,7 @@ def test_asset_basics_sorted_by_name_then_id_and_one_row_per_record():
         v2("b", _id="1"),
         v2("A", _id="5"),
     )
-    table = build_asset_basics(records)
+    table = build_asset_basics(snapshot_rows(records))
     assert list(zip(column(table, "name"), column(table, "_id"))) == [("A", "5"), ("a", "9"), ("b", "1"), ("b", "2")]
 
 
@@ -219,7 +221,7 @@ def test_asset_basics_hand_built_row():
         },
         _last_modified="2025-01-02T00:00:00Z",
     )
-    [row] = rows(build_asset_basics(norm(raw)))
+    [row] = rows(build_asset_basics(snapshot_rows(norm(raw))))
     assert row["modalities"] == ["behavior", "fib"]
     assert row["subject_id"] == "123456"
     assert row["age"] == 31
@@ -234,21 +236,44 @@ def test_asset_basics_hand_built_row():
 
 
 def test_asset_basics_missing_instrument_is_empty_string():
-    [row] = rows(build_asset_basics(norm(v2("a"))))
+    [row] = rows(build_asset_basics(snapshot_rows(norm(v2("a")))))
     assert row["instrument_id"] is None
     assert row["instrument_id_normalized"] == ""
     assert row["experimenters"] == [] and row["experimenters_normalized"] == []
 
 
+def test_asset_basics_rows_without_a_name_come_last_by_id_and_records_without_either_are_left_out():
+    """A record with an `_id` but no name still gets its row, after the named ones, ordered by
+    `_id`; one with neither cannot be told apart from another and gets none."""
+    named_b, named_a = v2("b"), v2("a")
+    nameless = [{**v2("x"), "_id": "id-2", "name": None}, {**v2("y"), "_id": "id-1", "name": None}]
+    neither = {**v2("z"), "_id": None, "name": None}
+    table = build_asset_basics(snapshot_rows(norm(nameless[0], named_b, neither, nameless[1], named_a)))
+    assert list(zip(column(table, "name"), column(table, "_id"))) == [
+        ("a", "id-a"), ("b", "id-b"), (None, "id-1"), (None, "id-2"),
+    ]
+
+
+def test_asset_basics_reads_a_missing_list_as_empty():
+    """Snapshot rows whose modalities, experimenters or investigators list is missing (null) give
+    empty lists, as a record's missing lists are empty."""
+    stored = snapshot_rows(norm(v2("a")))
+    for name in ("modalities", "experimenters", "investigators"):
+        stored = stored.set_column(stored.column_names.index(name), name, pa.nulls(1, stored.schema.field(name).type))
+    [row] = rows(build_asset_basics(stored))
+    assert (row["modalities"], row["experimenters"], row["investigators"]) == ([], [], [])
+    assert (row["experimenters_normalized"], row["investigators_normalized"]) == ([], [])
+
+
 def test_asset_basics_empty_input_is_a_typed_empty_table():
-    table = build_asset_basics([])
+    table = build_asset_basics(snapshot_rows([]))
     assert_declared(table, ASSET_BASICS)
     assert table.num_rows == 0
 
 
 @needs_fixture_records
 def test_asset_basics_deterministic():
-    first = build_asset_basics(all_records())
-    second = build_asset_basics(list(reversed(all_records())))
+    first = build_asset_basics(snapshot_rows(all_records()))
+    second = build_asset_basics(snapshot_rows(list(reversed(all_records()))))
     assert first.equals(second)
-    assert parquet_bytes(first) == parquet_bytes(build_asset_basics(all_records()))
+    assert parquet_bytes(first) == parquet_bytes(build_asset_basics(snapshot_rows(all_records())))

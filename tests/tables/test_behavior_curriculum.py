@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from fixture_records import needs_fixture_records
+from snapshot_rows import snapshot_rows
 from table_records import all_records, assert_declared, column, mods, norm, rows, v2, write_json
 
 from biodata_cache_client.schema.behavior_curriculum import BEHAVIOR_CURRICULUM
@@ -27,9 +28,9 @@ def _state(curriculum="Uncoupled Baiting", stage="STAGE_2", nodes=None) -> dict:
 
 
 def _behavior_basics(names_and_modalities) -> pa.Table:
-    return build_asset_basics(norm(*(
+    return build_asset_basics(snapshot_rows(norm(*(
         v2(name, {"data_description.modalities": mods(*modalities)}) for name, modalities in names_and_modalities
-    )))
+    ))))
 
 
 def _curriculum_store(tmp_path: Path) -> tuple[Path, OpenDataStore]:
@@ -119,7 +120,7 @@ def test_behavior_curriculum_no_behavior_assets(tmp_path):
 def test_behavior_curriculum_fixtures(tmp_path):
     """Fixture behavior assets (modality containing `behavior`) with an empty open-data store: all null."""
     records = all_records()
-    table, _ = build_behavior_curriculum(build_asset_basics(records), OpenDataStore(str(tmp_path)))
+    table, _ = build_behavior_curriculum(build_asset_basics(snapshot_rows(records)), OpenDataStore(str(tmp_path)))
     expected = sorted(r.name for r in records if any("behavior" in m.lower() for m in r.modalities))
     assert column(table, "asset_name") == expected
     assert "828418_2026-02-13_18-31-13" in expected  # v2_raw

@@ -57,7 +57,7 @@ def _pqc_records(acquisition_type="AindVrForaging", modalities=("behavior", "beh
 
 
 def _platform_qc(records, platform):
-    basics = build_asset_basics(records)
+    basics = build_asset_basics(snapshot_rows(records))
     qc = qc_by_name(snapshot_rows(records))
     return build_platform_qc(basics, qc, platform)
 
