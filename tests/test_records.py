@@ -784,7 +784,7 @@ def test_tables_survive_malformed_records(tmp_path):
     for platform in ("spim", "fib", "vr", "dynamic_foraging", "slap2"):
         build_platform_qc(basics, qc, platform)
     build_platform_fib(records)
-    build_assets_smartspim(records, source, OpenDataStore(str(tmp_path)))
+    build_assets_smartspim(snapshot_rows(records), source, OpenDataStore(str(tmp_path)))
 
 
 # --- parse_utc, date_prefix, is_usable, RecordTally -------------------------------------------

@@ -125,7 +125,8 @@ def tables_built(records: list[NormalizedRecord], store: OpenDataStore, snapshot
         "source_data": build_source_data(read(SOURCE_DATA_ATTRIBUTES)),
         "platform_fib": build_platform_fib(read(PLATFORM_FIB_ATTRIBUTES)),
     }
-    tables["assets_smartspim"] = build_assets_smartspim(read(ASSETS_SMARTSPIM_ATTRIBUTES), tables["source_data"], store)
+    smartspim_rows = snapshot_rows(records) if snapshot is None else snapshot.table(ASSETS_SMARTSPIM_ATTRIBUTES)
+    tables["assets_smartspim"] = build_assets_smartspim(smartspim_rows, tables["source_data"], store)
     subjects = {r.subject_id for r in records} - {None}
     if snapshot is None:
         qc = build_quality_control(snapshot_rows(records), subjects)

@@ -9,7 +9,13 @@ from biodata_cache_client.schema.assets_smartspim import ASSETS_SMARTSPIM
 from biodata_cache_client.schema.behavior_curriculum import BEHAVIOR_CURRICULUM
 from biodata_cache_client.schema.foraging_sessions import FORAGING_SESSIONS
 from biodata_cache_client.schema.platform_fib import PLATFORM_FIB
-from biodata_cache_pipeline.assets.common import built_unless_unchanged, from_records, read_snapshot, table_asset
+from biodata_cache_pipeline.assets.common import (
+    built_unless_unchanged,
+    from_records,
+    malformed_records,
+    read_snapshot,
+    table_asset,
+)
 from biodata_cache_pipeline.cache_resource import CacheResource
 from biodata_cache_pipeline.io_manager import SOURCE_METADATA_KEY
 from biodata_cache_pipeline.records import RecordTally
@@ -26,11 +32,11 @@ GROUP = "platforms"
 def assets_smartspim(
     source_data: pa.Table, open_data: OpenDataResource, cache: CacheResource
 ) -> Output:
-    snapshot, tally = read_snapshot(cache), RecordTally()
-    records_read = tally.track(snapshot.records(ASSETS_SMARTSPIM_ATTRIBUTES + tally.ATTRIBUTES))
+    snapshot = read_snapshot(cache)
+    rows = snapshot.table(ASSETS_SMARTSPIM_ATTRIBUTES + RecordTally.ATTRIBUTES)
     with collector_paused():
-        table = build_assets_smartspim(records_read, source_data, open_data.store())
-    return Output(table, metadata={SOURCE_METADATA_KEY: snapshot.source, **tally.metadata()})
+        table = build_assets_smartspim(rows, source_data, open_data.store())
+    return Output(table, metadata={SOURCE_METADATA_KEY: snapshot.source, **malformed_records(rows)})
 
 
 @asset(**table_asset(PLATFORM_FIB, GROUP))

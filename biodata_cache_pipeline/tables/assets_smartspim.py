@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from biodata_cache_client.schema.assets_smartspim import ASSETS_SMARTSPIM
 from biodata_cache_pipeline.records import NormalizedRecord
+from biodata_cache_pipeline.snapshot import to_records
 from biodata_cache_pipeline.sources.open_data import OpenDataStore
 
 
@@ -50,14 +50,28 @@ def raw_link(store: OpenDataStore, raw_location: str | None) -> str | None:
     return link if isinstance(link, str) else None
 
 
-def build_assets_smartspim(
-    records: Iterable[NormalizedRecord], source_data: pa.Table, store: OpenDataStore
-) -> pa.Table:
+def _candidates(rows: pa.Table, stitched_names: set[str]) -> pa.Array:
+    """A mask of the rows the table may use: raw with a SPIM modality, or a stitched asset's (the
+    others are never read as records, which is most of the build's time)."""
+    modalities = rows.column("modalities").combine_chunks()
+    spim = pc.match_substring(pc.list_flatten(modalities), "SPIM")
+    has_spim = pc.is_in(
+        pa.array(range(rows.num_rows), pa.int64()),
+        value_set=pc.list_parent_indices(modalities).filter(spim).cast(pa.int64()),
+    )
+    raw_spim = pc.and_(pc.equal(rows.column("data_level"), "raw"), has_spim)
+    stitched = pc.is_in(rows.column("name"), value_set=pa.array(sorted(stitched_names), pa.string()))
+    return pc.fill_null(pc.or_(raw_spim, stitched), False)
+
+
+def build_assets_smartspim(rows: pa.Table, source_data: pa.Table, store: OpenDataStore) -> pa.Table:
+    """The table from record snapshot rows (`ASSETS_SMARTSPIM_ATTRIBUTES`), the source_data table
+    and the open-data files."""
     stitched_by_raw = latest_stitched(source_data)
     stitched_names = set(stitched_by_raw.values())
     raw_assets: list[NormalizedRecord] = []
     stitched: dict[str, NormalizedRecord] = {}
-    for record in records:
+    for record in to_records(rows.filter(_candidates(rows, stitched_names))):
         if record.name is None:
             continue
         if is_raw_smartspim(record):

@@ -61,12 +61,16 @@ def platform_assets(asset_basics: pa.Table, platforms: Iterable[str]) -> set[str
     """The names of the assets (asset_basics rows) of any of `platforms`: the snapshot rows platform_qc
     reads. An asset without a name has no platform_qc rows."""
     specs = [PLATFORMS[platform] for platform in platforms]
-    return {
-        row["name"]
-        for row in asset_basics.select(["name", "modalities", "acquisition_type"]).to_pylist()
-        if row["name"] is not None
-        and any(platform_matches(spec, row["modalities"] or [], row["acquisition_type"]) for spec in specs)
-    }
+    matches: dict[tuple, bool] = {}  # (modalities, acquisition type) -> whether it is of a platform: few distinct
+
+    def matched(modalities: list[str] | None, acquisition_type: str | None) -> bool:
+        kind = (tuple(modalities or ()), acquisition_type)
+        if kind not in matches:
+            matches[kind] = any(platform_matches(spec, list(kind[0]), acquisition_type) for spec in specs)
+        return matches[kind]
+
+    columns = [asset_basics.column(name).to_pylist() for name in ("name", "modalities", "acquisition_type")]
+    return {name for name, modalities, kind in zip(*columns) if name is not None and matched(modalities, kind)}
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fixture_records import needs_fixture_records
+from snapshot_rows import snapshot_rows
 from table_records import NG, all_records, assert_declared, mods, norm, rows, v2, write_json
 
 from biodata_cache_client.schema.assets_smartspim import ASSETS_SMARTSPIM
@@ -92,7 +93,7 @@ def test_assets_smartspim(tmp_path):
     """Raw SmartSPIM assets, latest stitched asset (newest processing_time, ties: larger name,
     `stitched` matched case-insensitively), channels sorted, viewer links exactly as specified."""
     records, store = _smartspim_corpus(tmp_path)
-    table = build_assets_smartspim(records, build_source_data(records), store)
+    table = build_assets_smartspim(snapshot_rows(records), build_source_data(records), store)
     assert_declared(table, ASSETS_SMARTSPIM)
     loc = "s3://aind-open-data/"
     expected = [
@@ -119,7 +120,7 @@ def test_assets_smartspim(tmp_path):
 
 def test_assets_smartspim_link_strings_literal(tmp_path):
     records, store = _smartspim_corpus(tmp_path)
-    first = rows(build_assets_smartspim(records, build_source_data(records), store))[0]
+    first = rows(build_assets_smartspim(snapshot_rows(records), build_source_data(records), store))[0]
     assert first["stitched_link"] == (
         "https://allen.neuroglass.io/new#!s3://aind-open-data/"
         "SmartSPIM_100001_2024-01-01_10-00-00_stitched_2024-02-01_00-00-00/neuroglancer_config.json"
@@ -132,7 +133,7 @@ def test_assets_smartspim_link_strings_literal(tmp_path):
 
 
 def test_assets_smartspim_no_records(tmp_path):
-    table = build_assets_smartspim([], build_source_data([]), OpenDataStore(str(tmp_path)))
+    table = build_assets_smartspim(snapshot_rows([]), build_source_data([]), OpenDataStore(str(tmp_path)))
     assert_declared(table, ASSETS_SMARTSPIM)
     assert table.num_rows == 0
 
@@ -146,7 +147,7 @@ def test_assets_smartspim_fixtures(tmp_path):
     write_json(root / "SmartSPIM_658355_2023-02-28_15-17-45" / "SPIM" / "derivatives" / "neuroglancer_config.json",
                 {"ng_link": "https://neuroglancer/658355"})
     records = all_records()
-    table = build_assets_smartspim(records, build_source_data(records), OpenDataStore(str(root)))
+    table = build_assets_smartspim(snapshot_rows(records), build_source_data(records), OpenDataStore(str(root)))
     assert [(r["raw_name"], r["name"], r["processed"], r["raw_link"]) for r in rows(table)] == [
         ("SmartSPIM_654092_2023-01-26_10-45-12_stitched_2023-02-02_21-58-54",
          "SmartSPIM_654092_2023-01-26_10-45-12_stitched_2023-02-02_21-58-54", False, None),
