@@ -31,9 +31,9 @@ class RecordsResource(ConfigurableResource):
     @abstractmethod
     def source(self) -> RecordSource: ...
 
-    def warnings(self) -> list[str]:
-        """What the source holds that is not read as records, worth a warning (none by default)."""
-        return []
+    def open(self) -> tuple[RecordSource, list[str]]:
+        """The source, and warnings about what it holds that is not read as records (none by default)."""
+        return self.source(), []
 
 
 class LocalRecordsResource(RecordsResource):
@@ -46,15 +46,16 @@ class LocalRecordsResource(RecordsResource):
     )
 
     def source(self) -> RecordSource:
-        """The folder's records; an error when it has sub-folders but none is an asset folder."""
+        return self.open()[0]
+
+    def open(self) -> tuple[RecordSource, list[str]]:
+        """The folder's records, from one listing of it, and a warning naming the sub-folders that
+        are not asset folders; an error when it has sub-folders but none is an asset folder."""
         assets, ignored = LocalFolderRecords(self.root).folders()
         if not self.allow_no_records and not assets and ignored:
             raise RuntimeError(f"no records in {self.root}: {self._ignored(ignored)}")
-        return LocalFolderSource(self.root)
-
-    def warnings(self) -> list[str]:
-        _, ignored = LocalFolderRecords(self.root).folders()
-        return [f"records folder {self.root}: {self._ignored(ignored)}"] if ignored else []
+        warnings = [f"records folder {self.root}: {self._ignored(ignored)}"] if ignored else []
+        return LocalFolderSource(self.root, tuple(assets)), warnings
 
     @staticmethod
     def _ignored(folders: list[str]) -> str:

@@ -49,7 +49,7 @@ def refresh_stored_snapshot(store: CacheStore, source: RecordSource, workers: in
 def record_snapshot(
     context: AssetExecutionContext, records: RecordsResource, cache: CacheResource
 ) -> MaterializeResult:
-    source, warnings = records.source(), records.warnings()
+    source, warnings = records.open()
     for warning in warnings:
         context.log.warning(warning)
     store = cache.store()

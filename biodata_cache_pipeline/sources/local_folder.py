@@ -18,7 +18,7 @@ import os
 import re
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
@@ -185,9 +185,14 @@ def _reader(root: str) -> LocalFolderRecords:
 @dataclass(frozen=True)
 class LocalFolderSource:
     """The records of a folder of asset folders, as the record snapshot reads them (picklable:
-    `read_changed` runs in worker processes)."""
+    `read_changed` runs in worker processes). `folders`: its asset folders when they were just
+    listed (the listing then reads their signatures only); never sent to a worker."""
 
     root: str
+    folders: tuple[str, ...] | None = field(default=None, compare=False, repr=False)
+
+    def __reduce__(self):
+        return LocalFolderSource, (self.root,)  # a worker reads records, never the listing
 
     @property
     def label(self) -> str:
@@ -198,10 +203,11 @@ class LocalFolderSource:
         `stat` of metadata.nd.json, about 10 µs), so only changed folders go to the workers; on S3
         (a request per folder) it is None, and the workers read it."""
         reader = _reader(self.root)
+        folders = self.folders if self.folders is not None else reader.asset_folders()
         if not reader.is_local:
-            return [(folder, None) for folder in reader.asset_folders()]
+            return [(folder, None) for folder in folders]
         listed = []
-        for folder in reader.asset_folders():
+        for folder in folders:
             try:
                 listed.append((folder, files_signature(reader.record_files(folder))))
             except FileNotFoundError:  # gone since the folders were listed
