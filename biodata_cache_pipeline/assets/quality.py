@@ -26,6 +26,7 @@ from biodata_cache_client.schema.quality_control import QUALITY_CONTROL
 from biodata_cache_pipeline.assets.common import (
     SNAPSHOT_ASSET,
     built_unless_unchanged,
+    count_malformed,
     malformed_records,
     read_snapshot,
     table_asset,
@@ -33,7 +34,6 @@ from biodata_cache_pipeline.assets.common import (
 from biodata_cache_pipeline.cache_resource import CacheResource
 from biodata_cache_pipeline.io_manager import SOURCE_METADATA_KEY, PartitionedBuild
 from biodata_cache_pipeline.records import RecordTally
-from biodata_cache_pipeline.snapshot import to_records
 from biodata_cache_pipeline.subject_runs import subject_backfill_policy
 from biodata_cache_pipeline.subjects import FINGERPRINT_COLUMNS, subject_fingerprints
 from biodata_cache_pipeline.tables.platform_qc import (
@@ -65,7 +65,7 @@ def quality_control(context: AssetExecutionContext, cache: CacheResource) -> Out
     tables = dict.fromkeys(subjects)
     with collector_paused():
         for found, rows in snapshot.rows_by("subject_id", subjects, QUALITY_CONTROL_ATTRIBUTES + tally.ATTRIBUTES):
-            tally.add(to_records(rows.select(list(tally.ATTRIBUTES))))
+            count_malformed(tally, rows)
             tables.update(build_quality_control(rows, found))
     removed = sorted(key for key, table in tables.items() if table is None)
     basics = cache.read_published(ASSET_BASICS, FINGERPRINT_COLUMNS)
