@@ -11,6 +11,7 @@ segment resolves to nothing: only files inside the root are read.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import pyarrow.fs as pafs
@@ -22,6 +23,7 @@ class OpenDataStore:
     def __init__(self, root: str, filesystem: pafs.FileSystem | None = None):
         self.fs, self.base = (filesystem, root.rstrip("/")) if filesystem else filesystem_for(root)
         self.root = root.rstrip("/")
+        self.is_local = isinstance(self.fs, pafs.LocalFileSystem)
 
     def resolve(self, location: str | None, *parts: str) -> str | None:
         """The filesystem path of `parts` inside the asset folder at `location`, or None (no
@@ -43,6 +45,8 @@ class OpenDataStore:
 
     def _infos(self, path: str | None, recursive: bool = False) -> list[pafs.FileInfo]:
         if path is None:
+            return []
+        if self.is_local and not os.path.isdir(path):  # one stat, not a listing: most folders asked for are absent
             return []
         try:
             return self.fs.get_file_info(pafs.FileSelector(path, allow_not_found=True, recursive=recursive))
