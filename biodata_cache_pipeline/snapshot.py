@@ -303,13 +303,9 @@ class RecordSnapshot:
         changes_metadata = (changes.metadata.metadata or {}) if changes is not None else {}
         applies = bool(self.rows_id) and changes_metadata.get(ROWS_ID_KEY, b"").decode() == self.rows_id
         self.changes = changes if applies else None
-        self.removed: list[str] = json.loads(changes_metadata.get(REMOVED_KEY, b"[]")) if applies else []
-        # The keys whose rows in `file` are replaced or removed by the changes.
-        self._replaced = (
-            pa.array(sorted({*self.removed, *changes.read(["key"]).column(0).to_pylist()}), STRING)
-            if applies
-            else None
-        )
+        if applies:  # the keys whose rows in `file` the changes replace or remove
+            removed = json.loads(changes_metadata.get(REMOVED_KEY, b"[]"))
+            self._replaced = pa.array(sorted({*removed, *changes.read(["key"]).column(0).to_pylist()}), STRING)
 
     def table(self, columns: Sequence[str], where: tuple[str, Iterable[str]] | None = None) -> pa.Table:
         """Some columns (and `key`), in key order; `where=(column, values)`: only the rows whose

@@ -233,7 +233,8 @@ def refresh_snapshot(
     if changes_out is not None and upserts.num_rows + len(removed) <= CHANGES_FRACTION * len(stored_keys):
         _write_changes(changes_out, schema, reused.rows_id, upserts, removed)
         report.written = CHANGES
-        _count_problems(report, RecordSnapshot(reused.file, pq.ParquetFile(changes_out)).table(["name", "id", "problems"]))
+        updated = RecordSnapshot(reused.file, pq.ParquetFile(changes_out))
+        _count_problems(report, updated.table(["name", "id", "problems"]))
     else:
         with _SnapshotWriter(out, schema, report) as writer:
             _merge(reused, kept.difference(earlier.column("key").to_pylist()), upserts, writer)

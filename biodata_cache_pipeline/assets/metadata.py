@@ -6,7 +6,13 @@ from dagster import Output, asset
 
 from biodata_cache_client.schema.asset_basics import ASSET_BASICS
 from biodata_cache_client.schema.source_data import SOURCE_DATA
-from biodata_cache_pipeline.assets.common import built_unless_unchanged, from_records, from_rows, read_snapshot, table_asset
+from biodata_cache_pipeline.assets.common import (
+    built_unless_unchanged,
+    from_records,
+    from_rows,
+    read_snapshot,
+    table_asset,
+)
 from biodata_cache_pipeline.cache_resource import CacheResource
 from biodata_cache_pipeline.records import RecordTally
 from biodata_cache_pipeline.tables.asset_basics import ASSET_BASICS_ATTRIBUTES, build_asset_basics
