@@ -81,6 +81,7 @@ CODE_VERSION_KEY = b"biodata_cache.code_version"
 SOURCE_KEY = b"biodata_cache.source"
 ROWS_ID_KEY = b"biodata_cache.rows_id"  # of a snapshot's rows; a changes file names the rows it changes
 REMOVED_KEY = b"biodata_cache.removed"  # of a changes file: the JSON list of keys removed from the rows
+ROWS, CHANGES = "rows", "changes"  # what a refresh writes: every row, or the changes to the stored rows
 ROW_GROUP_SIZE = 2_000
 
 

@@ -42,9 +42,11 @@ import pyarrow.parquet as pq
 
 from biodata_cache_client.collector import collector_paused
 from biodata_cache_pipeline.snapshot import (
+    CHANGES,
     CODE_VERSION_KEY,
     REMOVED_KEY,
     ROW_GROUP_SIZE,
+    ROWS,
     ROWS_ID_KEY,
     SCHEMA,
     SOURCE_KEY,
@@ -58,7 +60,6 @@ CHUNK_SIZE = 250  # listing entries per worker task
 # An update whose changes (rows added or changed, keys removed) stay under this fraction of the
 # stored rows writes only them (changes.parquet); above it, every row is written again.
 CHANGES_FRACTION = 0.1
-ROWS, CHANGES = "rows", "changes"  # what a refresh wrote
 # Up to this many records to read, the refresh reads them itself: starting the workers (about
 # 0.6 s) would cost more than they save (about 1 ms of work per record).
 IN_PROCESS_RECORDS = 1_000

@@ -37,6 +37,7 @@ from biodata_cache_client import layout
 from biodata_cache_client.layout import json_bytes, parquet_bytes, version_folder
 from biodata_cache_client.schema.declaration import TableSpec
 from biodata_cache_client.storage import S3Connection, storage_for
+from biodata_cache_pipeline.snapshot import CHANGES, ROWS
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +46,7 @@ log = logging.getLogger(__name__)
 class SnapshotOutput:
     """Where the next record snapshot is written (see `CacheStore.snapshot_output`): all its rows
     to `path`, or only the changes to the stored rows to `changes_path`; `written` says which
-    (`ROWS` or `CHANGES`; None: neither, the stored snapshot is up to date)."""
-
-    ROWS, CHANGES = "rows", "changes"
+    (`snapshot.ROWS` or `snapshot.CHANGES`; None: neither, the stored snapshot is up to date)."""
 
     path: str
     changes_path: str
@@ -125,12 +124,12 @@ class CacheStore:
         output = SnapshotOutput(self.storage.staging_temp("records"), self.storage.staging_temp("changes"))
         try:
             yield output
-            if output.written == SnapshotOutput.ROWS:
+            if output.written == ROWS:
                 self.storage.publish_file(output.path, layout.snapshot_file(self.version))
                 # Changes made to the replaced rows no longer apply (and `RecordSnapshot` ignores
                 # them, as they name the rows they were made for: also when this delete never runs).
                 self.storage.delete_object(layout.snapshot_changes_file(self.version))
-            elif output.written == SnapshotOutput.CHANGES:
+            elif output.written == CHANGES:
                 self.storage.publish_file(output.changes_path, layout.snapshot_changes_file(self.version))
         finally:
             for temp in (output.path, output.changes_path):

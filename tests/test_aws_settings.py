@@ -31,7 +31,8 @@ from biodata_cache_pipeline.cache_resource import CacheResource
 from biodata_cache_pipeline.cli import _reason, main
 from biodata_cache_pipeline.environment import pipeline_resources
 from biodata_cache_pipeline.io_manager import CacheIOManager
-from biodata_cache_pipeline.storage import CacheStore, SnapshotOutput
+from biodata_cache_pipeline.snapshot import ROWS as WRITTEN_ROWS
+from biodata_cache_pipeline.storage import CacheStore
 
 VERSION = version_folder()
 GENOTYPES = TABLES["unique_genotypes"]
@@ -83,7 +84,7 @@ def test_a_store_without_dagster_follows_a_plain_connection(moto, monkeypatch):
     with store.snapshot_output() as output:
         with open(output.path, "wb") as out:
             out.write(b"snapshot")
-        output.written = SnapshotOutput.ROWS
+        output.written = WRITTEN_ROWS
     store.delete_partition(QC, "1")
 
     stored = objects(endpoint, bucket)

@@ -30,7 +30,8 @@ from biodata_cache_client.schema.declaration import (
     SchemaMismatch,
     TableSpec,
 )
-from biodata_cache_pipeline.storage import CacheStore, SnapshotOutput
+from biodata_cache_pipeline.snapshot import ROWS
+from biodata_cache_pipeline.storage import CacheStore
 
 VERSION = "bdc-v0.1"
 
@@ -556,4 +557,4 @@ def test_s3_write_failures_name_the_object(s3_bucket):
         with store.snapshot_output() as output:
             with open(output.path, "wb") as out:
                 out.write(b"x")
-            output.written = SnapshotOutput.ROWS
+            output.written = ROWS
