@@ -37,7 +37,7 @@ from biodata_cache_client import layout
 from biodata_cache_client.layout import json_bytes, parquet_bytes, version_folder
 from biodata_cache_client.schema.declaration import TableSpec
 from biodata_cache_client.storage import S3Connection, storage_for
-from biodata_cache_pipeline.snapshot import CHANGES, ROWS
+from biodata_cache_pipeline.snapshot import CHANGES, ROWS, RecordSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +51,6 @@ class SnapshotOutput:
     path: str
     changes_path: str
     written: str | None = None
-
-
-@dataclass(frozen=True)
-class StoredSnapshot:
-    """The stored record snapshot's files: its rows, and the changes made since (None: none)."""
-
-    records: pq.ParquetFile
-    changes: pq.ParquetFile | None
 
 
 class CacheStore:
@@ -102,8 +94,8 @@ class CacheStore:
     def snapshot_location(self) -> str:
         return self.storage.object_uri(layout.snapshot_file(self.version))
 
-    def open_snapshot(self) -> StoredSnapshot | None:
-        """The stored record snapshot, None when there is none yet."""
+    def open_snapshot(self) -> RecordSnapshot | None:
+        """The stored record snapshot (its rows, and the changes made since), None when there is none yet."""
         try:
             records = pq.ParquetFile(self.storage.open_input_file(layout.snapshot_file(self.version)))
         except FileNotFoundError:
@@ -112,7 +104,7 @@ class CacheStore:
             changes = pq.ParquetFile(self.storage.open_input_file(layout.snapshot_changes_file(self.version)))
         except FileNotFoundError:
             changes = None
-        return StoredSnapshot(records, changes)
+        return RecordSnapshot(records, changes)
 
     @contextmanager
     def snapshot_output(self) -> Iterator[SnapshotOutput]:

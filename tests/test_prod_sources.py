@@ -28,7 +28,7 @@ from biodata_cache_client.schema import TABLES
 from biodata_cache_pipeline.records import normalize_record
 from biodata_cache_pipeline.sample_corpus import generate_corpus
 from biodata_cache_pipeline.sources.docdb import DocDbError, DocDbSource, RetryPolicy
-from biodata_cache_pipeline.snapshot import ATTRIBUTES, RecordSnapshot
+from biodata_cache_pipeline.snapshot import ATTRIBUTES
 from biodata_cache_pipeline.storage import CacheStore
 from biodata_cache_pipeline.tables import RECORD_FIELDS
 
@@ -230,8 +230,7 @@ def test_a_record_with_nested_data_processes_builds_as_from_its_asset_folder(loc
     the nested list included, and it has its tables' rows (`assert_same_tables` compares them)."""
 
     def snapshot_row(root: str) -> dict:
-        stored = CacheStore(root).open_snapshot()
-        rows = RecordSnapshot(stored.records, stored.changes).table(["signature", *ATTRIBUTES])
+        rows = CacheStore(root).open_snapshot().table(["signature", *ATTRIBUTES])
         [row] = [row for row in rows.to_pylist() if row["name"] == NESTED_NAME]
         return {column: value for column, value in row.items() if column not in ("key", "signature")}
 

@@ -214,8 +214,7 @@ def store_with(snapshot: Path, root: Path) -> CacheStore:
 
 def stored_rows(store: CacheStore) -> pa.Table:
     """Every column of the snapshot stored in `store`, as the tables read it (changes included)."""
-    stored = store.open_snapshot()
-    return RecordSnapshot(stored.records, stored.changes).table(["signature", *ATTRIBUTES])
+    return store.open_snapshot().table(["signature", *ATTRIBUTES])
 
 
 def test_a_few_changes_are_stored_beside_the_rows_and_read_as_a_full_rebuild(corpus, tmp_path, monkeypatch):

@@ -36,13 +36,13 @@ def writer_pool(spec: TableSpec) -> str:
 def read_snapshot(cache: CacheResource) -> RecordSnapshot:
     """The stored record snapshot; an error saying how to make it when there is none."""
     store = cache.store()
-    stored = store.open_snapshot()
-    if stored is None:
+    snapshot = store.open_snapshot()
+    if snapshot is None:
         raise FileNotFoundError(
             f"no record snapshot at {store.snapshot_location}: materialise record_snapshot first "
             "(`biodata-cache-pipeline materialize` builds it with every table)"
         )
-    return RecordSnapshot(stored.records, stored.changes)
+    return snapshot
 
 
 @cache

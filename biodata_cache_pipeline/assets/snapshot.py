@@ -6,7 +6,6 @@ from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, Metadat
 from biodata_cache_pipeline.assets.common import OWNERS, SNAPSHOT_ASSET
 from biodata_cache_pipeline.cache_resource import CacheResource
 from biodata_cache_pipeline.resources import RecordsResource
-from biodata_cache_pipeline.snapshot import RecordSnapshot
 from biodata_cache_pipeline.snapshot_refresh import RefreshReport, refresh_snapshot
 from biodata_cache_pipeline.sources import RecordSource
 from biodata_cache_pipeline.storage import CacheStore
@@ -27,9 +26,8 @@ metadata_records = AssetSpec(
 def refresh_stored_snapshot(store: CacheStore, source: RecordSource, workers: int | None = None) -> RefreshReport:
     """Refresh the snapshot stored in `store` from `source` and publish what the refresh wrote (all
     rows, or the changes to the stored rows); a failed refresh publishes nothing."""
-    stored = store.open_snapshot()
+    previous = store.open_snapshot()
     with store.snapshot_output() as output:
-        previous = RecordSnapshot(stored.records, stored.changes) if stored else None
         report = refresh_snapshot(source, previous, output.path, workers=workers, changes_out=output.changes_path)
         output.written = report.written
     return report
