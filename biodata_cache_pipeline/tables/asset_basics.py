@@ -17,6 +17,7 @@ from biodata_cache_pipeline.names import (
     resolve_first_names,
 )
 from biodata_cache_pipeline.records import date_prefix, parse_utc
+from biodata_cache_pipeline.snapshot import lists_of
 
 
 # The record paths asset_basics reads (its DocDB projection), 1.x fallbacks included.
@@ -75,14 +76,6 @@ def _people(names: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(resolve_first_names(parse_people(names)))
 
 
-def _process_starts(process_times: pa.ListArray) -> list[list[str | None]]:
-    """Each row's process start times, in order (a null list: none)."""
-    starts = process_times.flatten().field("start").to_pylist()
-    offsets = process_times.offsets.to_pylist()
-    base = offsets[0] if offsets else 0
-    return [starts[offsets[i] - base : offsets[i + 1] - base] for i in range(len(process_times))]
-
-
 def _never_null(column: pa.ChunkedArray) -> pa.ChunkedArray:
     """A list column with its null lists made empty (a record's lists are never missing)."""
     return pc.if_else(pc.is_valid(column), column, pa.scalar([], column.type))
@@ -103,9 +96,9 @@ def build_asset_basics(rows: pa.Table) -> pa.Table:
     mapping = first_name_map(name for names in people.values() for row in names for name in row)
     if mapping:
         people = {column: [apply_name_map(names, mapping) for names in lists] for column, lists in people.items()}
-    process_times = rows.column("process_times")
+    starts = lists_of(rows.column("process_times").combine_chunks(), lambda times: times.field("start").to_pylist())
     derived = {
-        "process_date": [last_process_date(starts) for starts in _process_starts(process_times.combine_chunks())],
+        "process_date": [last_process_date(row or []) for row in starts],
         "age": [age_in_days(*inputs) for inputs in zip(*(values[name] for name in AGE_INPUTS))],
         "experimenters_normalized": people["experimenters"],
         "instrument_id_normalized": [normalize_instrument_id(value) for value in values["instrument_id"]],
