@@ -22,18 +22,15 @@ from biodata_cache_pipeline.tables import RECORD_FIELDS
 
 
 class RecordsResource(ConfigurableResource):
-    """Where the metadata records come from; the record snapshot is refreshed from `source()`."""
+    """Where the metadata records come from; the record snapshot is refreshed from `open()`'s source."""
 
     workers: int | None = Field(
         default=None, description="Processes that read and normalise records (default: every core)."
     )
 
     @abstractmethod
-    def source(self) -> RecordSource: ...
-
     def open(self) -> tuple[RecordSource, list[str]]:
-        """The source, and warnings about what it holds that is not read as records (none by default)."""
-        return self.source(), []
+        """The source, and warnings about what it holds that is not read as records."""
 
 
 class LocalRecordsResource(RecordsResource):
@@ -44,9 +41,6 @@ class LocalRecordsResource(RecordsResource):
         default=False,
         description="Build an empty cache when no sub-folder is named like an asset folder; by default that fails.",
     )
-
-    def source(self) -> RecordSource:
-        return self.open()[0]
 
     def open(self) -> tuple[RecordSource, list[str]]:
         """The folder's records, from one listing of it, and a warning naming the sub-folders that
@@ -88,8 +82,9 @@ class DocDbRecordsResource(RecordsResource):
         description="Tests and demos only: send the requests to the DocDB stand-in on http://127.0.0.1:<port>/.",
     )
 
-    def source(self) -> RecordSource:
-        return docdb.DocDbSource(
+    def open(self) -> tuple[RecordSource, list[str]]:
+        """The collection's records (no warnings)."""
+        source = docdb.DocDbSource(
             host=self.host,
             database=self.database,
             collection=self.collection,
@@ -101,6 +96,7 @@ class DocDbRecordsResource(RecordsResource):
             loopback_port=self.loopback_port,
             fields=RECORD_FIELDS,
         )
+        return source, []
 
 
 class OpenDataResource(ConfigurableResource):

@@ -79,7 +79,8 @@ def test_per_resource_overrides_and_docdb_env_vars(clean_env):
         records = built.records
         assert (records.host, records.database, records.collection) == ("docdb.example.org", "db", "records")
         assert (records.page_size, records.batch_size, records.retry_delay) == (50, 20, 0.25)
-        source = records.source()
+        source, warnings = records.open()
+        assert warnings == []
         assert source.label == "https://docdb.example.org/v2/db/records"
         assert (source.page_size, source.batch_size, source.retry.delay) == (50, 20, 0.25)
     assert resources["open_data"].root == "s3://mirror/open-data"
