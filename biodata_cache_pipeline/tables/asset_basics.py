@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timezone
-from functools import lru_cache
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -17,7 +17,6 @@ from biodata_cache_pipeline.names import (
     resolve_first_names,
 )
 from biodata_cache_pipeline.records import date_prefix, parse_utc
-from biodata_cache_pipeline.snapshot import lists_of
 
 
 # The record paths asset_basics reads (its DocDB projection), 1.x fallbacks included.
@@ -46,34 +45,67 @@ ASSET_BASICS_ATTRIBUTES = (
 # Table columns named otherwise in the snapshot, and the list columns a missing value makes empty.
 STORED_AS = {"_id": "id", "_last_modified": "last_modified"}
 NEVER_NULL_LISTS = ("modalities", "experimenters", "investigators")
-AGE_INPUTS = ("date_of_birth", "acquisition_date_of_birth", "year_of_birth", "acquisition_start_time")
+PEOPLE = ASSET_BASICS.schema.field("experimenters_normalized").type
+BIRTH_INPUTS = ("date_of_birth", "acquisition_date_of_birth", "year_of_birth")
 
 
-def age_in_days(
-    date_of_birth: str | None, acquisition_date_of_birth: str | None, year_of_birth: int | None, start: str | None
-) -> int | None:
-    """Whole days from birth (date, else acquisition date, else Jan 1 of year) to acquisition start."""
+def birth_time(
+    date_of_birth: str | None, acquisition_date_of_birth: str | None, year_of_birth: int | None
+) -> datetime | None:
+    """The subject's birth: its date, else the acquisition's date, else Jan 1 of its year."""
     birth = parse_utc(date_of_birth) or parse_utc(acquisition_date_of_birth)
     if birth is None and year_of_birth is not None and 1 <= year_of_birth <= 9999:
         birth = datetime(year_of_birth, 1, 1, tzinfo=timezone.utc)
-    started = parse_utc(start)
-    if birth is None or started is None:
-        return None
-    return (started - birth).days
+    return birth
 
 
-def last_process_date(starts: list[str | None]) -> str | None:
-    """The date of the last process start that has one."""
-    for start in reversed(starts):
-        if prefix := date_prefix(start):
-            return prefix
-    return None
+def age_in_days(birth: datetime | None, start: str | None) -> int | None:
+    """Whole days from birth to acquisition start."""
+    started = parse_utc(start) if birth is not None else None
+    return None if started is None else (started - birth).days
 
 
-@lru_cache(maxsize=4_096)
-def _people(names: tuple[str, ...]) -> tuple[str, ...]:
-    """A record's experimenters or investigators, normalised: each distinct list is worked out once."""
-    return tuple(resolve_first_names(parse_people(names)))
+def last_process_dates(process_times: pa.ChunkedArray) -> list[str | None]:
+    """Per row, the date of its last process start that has one (None when none has). Each row's
+    last start is read first; the earlier ones only when it has no date (rare)."""
+    lists = process_times.combine_chunks()
+    rows = pc.indices_nonzero(pc.fill_null(pc.greater(pc.list_value_length(lists), 0), False))
+    lists = lists.take(rows)  # the rows with starts, and nothing else: their starts line up when flattened
+    starts = lists.flatten().field("start")
+    ends = pc.cumulative_sum(pc.list_value_length(lists)).to_pylist()  # past each row's last start
+    dates: list[str | None] = [None] * len(process_times)
+    lasts = pc.take(starts, pc.subtract(ends, 1)).to_pylist()
+    for row, first, end, last in zip(rows.to_pylist(), [0, *ends], ends, lasts):
+        dates[row] = date_prefix(last)
+        if dates[row] is None:
+            earlier = reversed(starts.slice(first, end - 1 - first).to_pylist())
+            dates[row] = next(filter(None, map(date_prefix, earlier)), None)
+    return dates
+
+
+def _distinct_lists(column: pa.ChunkedArray) -> tuple[list[tuple], pa.Array]:
+    """The distinct lists of a list column (a null list counts as empty) and, per row, the index
+    of its list among them: few distinct lists, each worked out once."""
+    index: dict[tuple, int] = {}
+    rows = [index.setdefault(tuple(names or ()), len(index)) for names in column.to_pylist()]
+    return list(index), pa.array(rows, pa.int32())
+
+
+def _normalised_people(columns: dict[str, pa.ChunkedArray]) -> dict[str, pa.Array]:
+    """Each people column normalised (`parse_people`, `resolve_first_names`), then with the
+    table-wide first-name map of all of them applied."""
+    distinct = {name: _distinct_lists(column) for name, column in columns.items()}
+    people = {name: [resolve_first_names(parse_people(names)) for names in distinct[name][0]] for name in distinct}
+    mapping = first_name_map(person for lists in people.values() for names in lists for person in names)
+    if mapping:
+        people = {name: [apply_name_map(names, mapping) for names in lists] for name, lists in people.items()}
+    return {name: pa.array(people[name], PEOPLE).take(rows) for name, (_, rows) in distinct.items()}
+
+
+def _per_distinct(function, values: Iterable) -> list:
+    """`function` of each value, worked out once per distinct value."""
+    results: dict = {}
+    return [results[value] if value in results else results.setdefault(value, function(value)) for value in values]
 
 
 def _never_null(column: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -88,26 +120,21 @@ def build_asset_basics(rows: pa.Table) -> pa.Table:
     rows = rows.filter(pc.or_(pc.is_valid(rows.column("name")), pc.is_valid(rows.column("id"))))
     rows = rows.take(pc.sort_indices(rows, [("name", "ascending", "at_end"), ("id", "ascending", "at_end")]))
     rows = rows.combine_chunks()
-    values = {name: rows.column(name).to_pylist() for name in AGE_INPUTS + ("instrument_id",)}
-    people = {
-        name: [list(_people(tuple(names or []))) for names in rows.column(name).to_pylist()]
-        for name in ("experimenters", "investigators")
-    }
-    mapping = first_name_map(name for names in people.values() for row in names for name in row)
-    if mapping:
-        people = {column: [apply_name_map(names, mapping) for names in lists] for column, lists in people.items()}
-    starts = lists_of(rows.column("process_times").combine_chunks(), lambda times: times.field("start").to_pylist())
+    birth_inputs = zip(*(rows.column(name).to_pylist() for name in BIRTH_INPUTS))
+    births = _per_distinct(lambda inputs: birth_time(*inputs), birth_inputs)  # inputs repeat per subject
+    people = _normalised_people({name: rows.column(name) for name in ("experimenters", "investigators")})
     derived = {
-        "process_date": [last_process_date(row or []) for row in starts],
-        "age": [age_in_days(*inputs) for inputs in zip(*(values[name] for name in AGE_INPUTS))],
+        "process_date": last_process_dates(rows.column("process_times")),
+        "age": list(map(age_in_days, births, rows.column("acquisition_start_time").to_pylist())),
         "experimenters_normalized": people["experimenters"],
-        "instrument_id_normalized": [normalize_instrument_id(value) for value in values["instrument_id"]],
+        "instrument_id_normalized": _per_distinct(normalize_instrument_id, rows.column("instrument_id").to_pylist()),
         "investigators_normalized": people["investigators"],
     }
     columns = {}
     for column in ASSET_BASICS.columns:
         if column.name in derived:
-            columns[column.name] = pa.array(derived[column.name], column.type)
+            value = derived[column.name]
+            columns[column.name] = value if isinstance(value, pa.Array) else pa.array(value, column.type)
         else:
             stored = rows.column(STORED_AS.get(column.name, column.name))
             columns[column.name] = _never_null(stored) if column.name in NEVER_NULL_LISTS else stored

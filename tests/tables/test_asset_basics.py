@@ -180,6 +180,25 @@ def test_process_date():
     assert row["process_date"] is None
 
 
+def test_process_date_is_the_last_start_with_a_date_row_by_row():
+    """Undated last starts are passed over; rows without processes between others shift nothing."""
+
+    def record(name, starts):
+        processes = [{"start_date_time": s, "end_date_time": s, "name": "p"} for s in starts]
+        return v2(name, {"processing.data_processes": processes})
+
+    records = norm(
+        record("a", ["2024-01-01T10:00:00Z", "2024-02-02T10:00:00Z", "not a date"]),
+        record("b", []),
+        v2("c"),
+        record("d", ["2024-04-04 01:00:00", "x", "y"]),
+        record("e", ["x"]),
+        record("f", ["2024-06-06T00:00:00Z"]),
+    )
+    dates = {r["name"]: r["process_date"] for r in rows(build_asset_basics(snapshot_rows(records)))}
+    assert dates == {"a": "2024-02-02", "b": None, "c": None, "d": "2024-04-04", "e": None, "f": "2024-06-06"}
+
+
 def test_code_ocean_null_when_absent():
     records = norm(
         v2("a", other_identifiers={"Code Ocean": ["x", "y"]}),
