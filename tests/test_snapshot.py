@@ -298,6 +298,18 @@ def test_a_folder_is_read_again_when_the_files_its_record_comes_from_change(corp
     assert rows.column("genotype").to_pylist()[rows.column("key").to_pylist().index(cores)] == "core/changed"
 
 
+def test_the_listing_gives_each_folder_the_signature_its_row_is_stored_with(corpus, tmp_path):
+    """Unchanged folders are told from changed ones in the listing, before any record is read: the
+    signature listed for each folder (whole-record and core-file folders alike) is the one its row
+    was stored with. Otherwise every folder would be sent to be read again, every night."""
+    _, rows = refresh(LocalFolderSource(str(corpus)), tmp_path / "s.parquet", workers=1)
+    stored = dict(zip(rows.column("key").to_pylist(), rows.column("signature").to_pylist()))
+    folders = LocalFolderRecords(str(corpus)).asset_folders()
+    assert any((corpus / f / "metadata.nd.json").exists() for f in folders)
+    assert any(not (corpus / f / "metadata.nd.json").exists() for f in folders)
+    assert dict(LocalFolderSource(str(corpus)).listing()) == stored
+
+
 def test_a_code_change_rebuilds_the_snapshot_in_full(corpus, tmp_path, monkeypatch):
     source = LocalFolderSource(str(corpus))
     first, _ = refresh(source, tmp_path / "first.parquet", workers=1)
