@@ -53,6 +53,13 @@ class OpenDataStore:
         except (OSError, ValueError):  # not a directory, or unreachable: nothing to list
             return []
 
+    def has_folder(self, location: str | None, *parts: str) -> bool:
+        """Whether `parts` is a folder (with something in it, on S3) in the asset folder."""
+        path = self.resolve(location, *parts)
+        if path is not None and self.is_local:
+            return os.path.isdir(path)
+        return bool(self._infos(path))
+
     def list_dirs(self, location: str | None, *parts: str) -> list[str]:
         """Names of the sub-folders of `parts` in the asset folder, sorted."""
         return sorted(i.base_name for i in self._infos(self.resolve(location, *parts)) if i.type == pafs.FileType.Directory)
@@ -78,7 +85,7 @@ class OpenDataStore:
     def read_json(self, location: str | None, *parts: str) -> Any | None:
         """The parsed JSON file at `parts` in the asset folder; None if absent or unreadable."""
         path = self.resolve(location, *parts)
-        if path is None:
+        if path is None or (self.is_local and not os.path.isfile(path)):  # one stat: most files asked for are absent
             return None
         try:
             with self.fs.open_input_stream(path) as stream:

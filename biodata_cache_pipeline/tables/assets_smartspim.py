@@ -6,8 +6,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from biodata_cache_client.schema.assets_smartspim import ASSETS_SMARTSPIM
-from biodata_cache_pipeline.records import NormalizedRecord
-from biodata_cache_pipeline.snapshot import to_records
 from biodata_cache_pipeline.sources.open_data import OpenDataStore
 
 
@@ -25,11 +23,12 @@ ASSETS_SMARTSPIM_ATTRIBUTES = (
 NEUROGLANCER = "https://allen.neuroglass.io/new#!"
 
 
-def is_raw_smartspim(record: NormalizedRecord) -> bool:
+def is_raw_smartspim(asset: dict) -> bool:
+    """Whether a snapshot row (as a dict) is a raw SmartSPIM asset."""
     return (
-        record.data_level == "raw"
-        and any("SPIM" in m for m in record.modalities)
-        and "exa" not in (record.instrument_id or "").lower()
+        asset["data_level"] == "raw"
+        and any("SPIM" in m for m in asset["modalities"] or [])
+        and "exa" not in (asset["instrument_id"] or "").lower()
     )
 
 
@@ -52,7 +51,7 @@ def raw_link(store: OpenDataStore, raw_location: str | None) -> str | None:
 
 def _candidates(rows: pa.Table, stitched_names: set[str]) -> pa.Array:
     """A mask of the rows the table may use: raw with a SPIM modality, or a stitched asset's (the
-    others are never read as records, which is most of the build's time)."""
+    others are never made Python rows, which is most of the build's time)."""
     modalities = rows.column("modalities").combine_chunks()
     spim = pc.match_substring(pc.list_flatten(modalities), "SPIM")
     has_spim = pc.is_in(
@@ -69,34 +68,35 @@ def build_assets_smartspim(rows: pa.Table, source_data: pa.Table, store: OpenDat
     and the open-data files."""
     stitched_by_raw = latest_stitched(source_data)
     stitched_names = set(stitched_by_raw.values())
-    raw_assets: list[NormalizedRecord] = []
-    stitched: dict[str, NormalizedRecord] = {}
-    for record in to_records(rows.filter(_candidates(rows, stitched_names))):
-        if record.name is None:
+    raw_assets: list[dict] = []
+    stitched: dict[str, dict] = {}
+    for asset in rows.filter(_candidates(rows, stitched_names)).select(list(ASSETS_SMARTSPIM_ATTRIBUTES)).to_pylist():
+        if asset["name"] is None:
             continue
-        if is_raw_smartspim(record):
-            raw_assets.append(record)
-        elif record.name in stitched_names:
-            stitched[record.name] = record
+        if is_raw_smartspim(asset):
+            raw_assets.append(asset)
+        elif asset["name"] in stitched_names:
+            stitched[asset["name"]] = asset
 
     rows = []
     for raw in raw_assets:
         row = dict.fromkeys(ASSETS_SMARTSPIM.column_names)
-        row.update(name=raw.name, raw_name=raw.name, processed=False, raw_link=raw_link(store, raw.location))
-        processed = stitched.get(stitched_by_raw.get(raw.name))
+        row.update(name=raw["name"], raw_name=raw["name"], processed=False, raw_link=raw_link(store, raw["location"]))
+        processed = stitched.get(stitched_by_raw.get(raw["name"]))
         if processed is None:
             rows.append(row)
             continue
-        base = NEUROGLANCER + (processed.location or "")
+        base = NEUROGLANCER + (processed["location"] or "")
+        processes = processed["process_times"]
         row.update(
-            name=processed.name,
+            name=processed["name"],
             processed=True,
-            institution=processed.institution,
-            processing_end_time=processed.process_times[-1][1] if processed.process_times else None,
+            institution=processed["institution"],
+            processing_end_time=processes[-1]["end"] if processes else None,
             stitched_link=f"{base}/neuroglancer_config.json",
             alignment_link=f"{base}/image_atlas_alignment/neuroglancer_config.json",
         )
-        channels = store.list_dirs(processed.location, "image_cell_segmentation")
+        channels = store.list_dirs(processed["location"], "image_cell_segmentation")
         if not channels:
             rows.append(row)
         for channel in channels:

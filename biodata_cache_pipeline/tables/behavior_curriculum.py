@@ -13,11 +13,15 @@ from biodata_cache_pipeline.records import is_text
 from biodata_cache_pipeline.sources.open_data import OpenDataStore
 
 
+TRAINER_STATE_FOLDER = "behavior"  # both places are inside it
 TRAINER_STATE_PLACES = (("behavior", "trainer_state"), ("behavior/Logs/.launcher", "TrainerState_"))
 
 
 def trainer_state(store: OpenDataStore, location: str | None) -> dict | None:
-    """The first `.json` object (lexicographic) under the trainer-state prefixes, in order."""
+    """The first `.json` object (lexicographic) under the trainer-state prefixes, in order. An
+    asset without a behavior folder (most) costs one look-up, not one per place."""
+    if not store.has_folder(location, TRAINER_STATE_FOLDER):
+        return None
     for folder, prefix in TRAINER_STATE_PLACES:
         for path in store.find_files(location, folder, prefix, ".json"):
             state = store.read_json(location, folder, path)
