@@ -355,22 +355,25 @@ class RecordSnapshot:
 
 
 def _read(file: pq.ParquetFile, wanted: list[str], where: tuple[str, Iterable[str]] | None) -> pa.Table:
-    """The `wanted` parquet columns of a snapshot file; `where`: see `RecordSnapshot.table`."""
+    """The `wanted` parquet columns of a snapshot file; `where`: see `RecordSnapshot.table`. The
+    `where` column is read first, then the other columns of the row groups holding a match, in one
+    read each (a read per row group costs more when most of them match)."""
     if where is None:
         return file.read(wanted)
     column, values = where
     ordered = sorted(set(values))
-    value_set = pa.array(ordered, STRING)
-    parts = []
-    for group in range(file.num_row_groups):
-        if not _may_hold(file, group, column, ordered):
-            continue
-        mask = pc.is_in(file.read_row_group(group, [column]).column(0), value_set=value_set)
-        if pc.any(mask).as_py():
-            parts.append(file.read_row_group(group, wanted).filter(mask))
-    if parts:
-        return pa.concat_tables(parts)
-    return SCHEMA.empty_table().select(list(dict.fromkeys(name.split(".", 1)[0] for name in wanted)))
+    groups = [group for group in range(file.num_row_groups) if _may_hold(file, group, column, ordered)]
+    mask = pc.is_in(file.read_row_groups(groups, [column]).column(0), value_set=pa.array(ordered, STRING))
+    matched, masks, start = [], [], 0
+    for group in groups:
+        rows = file.metadata.row_group(group).num_rows
+        if pc.any(part := mask.slice(start, rows)).as_py():
+            matched.append(group)
+            masks.append(part)
+        start += rows
+    if not matched:
+        return SCHEMA.empty_table().select(list(dict.fromkeys(name.split(".", 1)[0] for name in wanted)))
+    return file.read_row_groups(matched, wanted).filter(pa.chunked_array([c for m in masks for c in m.chunks]))
 
 
 def _may_hold(file: pq.ParquetFile, group: int, column: str, ordered: list[str]) -> bool:
