@@ -9,6 +9,7 @@ Both accept many partitions in one run (single-run backfills; for quality_contro
 import warnings
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from dagster import (
     AssetExecutionContext,
     BackfillPolicy,
@@ -69,6 +70,8 @@ def quality_control(context: AssetExecutionContext, cache: CacheResource) -> Out
             tables.update(build_quality_control(rows, found))
     removed = sorted(key for key, table in tables.items() if table is None)
     basics = cache.read_published(ASSET_BASICS, FINGERPRINT_COLUMNS)
+    if basics is not None:  # the requested subjects' rows: a subject's fingerprint is of its rows alone
+        basics = basics.filter(pc.is_in(basics.column("subject_id"), value_set=pa.array(subjects, pa.string())))
     fingerprints = {} if basics is None else subject_fingerprints(basics)
     return Output(
         PartitionedBuild(tables, {key: fingerprints.get(key) for key in tables}),
