@@ -13,8 +13,11 @@ from biodata_cache_pipeline.records import is_text
 from biodata_cache_pipeline.sources.open_data import OpenDataStore
 
 
-TRAINER_STATE_FOLDER = "behavior"  # both places are inside it
-TRAINER_STATE_PLACES = (("behavior", "trainer_state"), ("behavior/Logs/.launcher", "TrainerState_"))
+TRAINER_STATE_FOLDER = "behavior"  # every place is inside it
+TRAINER_STATE_PLACES = (
+    (TRAINER_STATE_FOLDER, "trainer_state"),
+    (f"{TRAINER_STATE_FOLDER}/Logs/.launcher", "TrainerState_"),
+)
 
 
 def trainer_state(store: OpenDataStore, location: str | None) -> dict | None:
