@@ -355,9 +355,9 @@ class RecordSnapshot:
 
 
 def _read(file: pq.ParquetFile, wanted: list[str], where: tuple[str, Iterable[str]] | None) -> pa.Table:
-    """The `wanted` parquet columns of a snapshot file; `where`: see `RecordSnapshot.table`. The
-    `where` column is read first, then the other columns of the row groups holding a match, in one
-    read each (a read per row group costs more when most of them match)."""
+    """The `wanted` parquet columns of a snapshot file; `where`: see `RecordSnapshot.table`. Two
+    reads: the `where` column of the row groups its statistics allow, then the `wanted` columns of
+    those holding a match, all at once (a read per row group costs more when most of them match)."""
     if where is None:
         return file.read(wanted)
     column, values = where

@@ -26,7 +26,7 @@ from biodata_cache_pipeline.sample_corpus import generate_corpus
 from biodata_cache_pipeline.snapshot import ATTRIBUTES, RecordSnapshot, fingerprint, json_text, json_value, to_batch, to_records
 from biodata_cache_pipeline.snapshot_refresh import refresh_snapshot
 from biodata_cache_pipeline.sources.docdb import DocDbSource
-from biodata_cache_pipeline.sources.local_folder import LocalFolderRecords, LocalFolderSource
+from biodata_cache_pipeline.sources.local_folder import LocalFolderRecords, LocalFolderSource, files_signature
 from biodata_cache_pipeline.sources.open_data import OpenDataStore
 from biodata_cache_pipeline.storage import CacheStore
 from biodata_cache_pipeline.tables import RECORD_FIELDS
@@ -308,6 +308,18 @@ def test_the_listing_gives_each_folder_the_signature_its_row_is_stored_with(corp
     assert any((corpus / f / "metadata.nd.json").exists() for f in folders)
     assert any(not (corpus / f / "metadata.nd.json").exists() for f in folders)
     assert dict(LocalFolderSource(str(corpus)).listing()) == stored
+
+
+def test_a_metadata_file_that_cannot_be_followed_is_listed_as_its_folder_is_read(corpus, tmp_path):
+    """A `metadata.nd.json` that is a symlink loop does not stop the listing: the folder is listed
+    by its other files, as the record is read from them."""
+    root = tmp_path / "records"
+    shutil.copytree(corpus, root)
+    folder = next(f for f in LocalFolderRecords(str(root)).asset_folders() if (root / f / "subject.json").exists())
+    (root / folder / "metadata.nd.json").unlink(missing_ok=True)
+    (root / folder / "metadata.nd.json").symlink_to("metadata.nd.json")
+    reader = LocalFolderRecords(str(root))
+    assert dict(LocalFolderSource(str(root)).listing())[folder] == files_signature(reader.record_files(folder))
 
 
 def test_a_code_change_rebuilds_the_snapshot_in_full(corpus, tmp_path, monkeypatch):

@@ -108,12 +108,13 @@ class LocalFolderRecords:
         return self.folder_files(folder)
 
     def signature(self, folder: str) -> str:
-        """`files_signature` of the folder's record files: on a local disk, when metadata.nd.json is
-        there, from one `os.stat` (cheaper than `record_files`, which the listing runs per folder)."""
+        """`files_signature(record_files(folder))`, the same text: on a local disk, when metadata.nd.json
+        is a file, from one `os.stat` (cheaper than `record_files`, which the listing runs per folder);
+        otherwise from `record_files` (FileNotFoundError when the folder is gone)."""
         if self.is_local:
             try:
                 found = os.stat(f"{self.base}/{folder}/{WHOLE_RECORD_FILE}")
-            except FileNotFoundError:
+            except OSError:  # absent, or not to be followed (a symlink loop): as `record_files` finds it
                 found = None
             if found is not None and stat.S_ISREG(found.st_mode):
                 return _file_signature(WHOLE_RECORD_FILE, found.st_size, found.st_mtime_ns)

@@ -54,7 +54,7 @@ class OpenDataStore:
             return []
 
     def has_folder(self, location: str | None, *parts: str) -> bool:
-        """Whether `parts` is a folder (with something in it, on S3) in the asset folder."""
+        """Whether `parts` is a folder in the asset folder (on an object store: a prefix with objects)."""
         path = self.resolve(location, *parts)
         if path is not None and self.is_local:
             return os.path.isdir(path)

@@ -45,7 +45,7 @@ ASSET_BASICS_ATTRIBUTES = (
 # Table columns named otherwise in the snapshot, and the list columns a missing value makes empty.
 STORED_AS = {"_id": "id", "_last_modified": "last_modified"}
 NEVER_NULL_LISTS = ("modalities", "experimenters", "investigators")
-PEOPLE = ASSET_BASICS.schema.field("experimenters_normalized").type
+PEOPLE_TYPE = ASSET_BASICS.schema.field("experimenters_normalized").type
 BIRTH_INPUTS = ("date_of_birth", "acquisition_date_of_birth", "year_of_birth")
 
 
@@ -99,7 +99,7 @@ def _normalised_people(columns: dict[str, pa.ChunkedArray]) -> dict[str, pa.Arra
     mapping = first_name_map(person for lists in people.values() for names in lists for person in names)
     if mapping:
         people = {name: [apply_name_map(names, mapping) for names in lists] for name, lists in people.items()}
-    return {name: pa.array(people[name], PEOPLE).take(rows) for name, (_, rows) in distinct.items()}
+    return {name: pa.array(people[name], PEOPLE_TYPE).take(rows) for name, (_, rows) in distinct.items()}
 
 
 def _per_distinct(function, values: Iterable) -> list:
