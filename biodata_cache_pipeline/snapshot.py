@@ -195,7 +195,7 @@ def to_batch(entries: Iterable[tuple[str, str | None, NormalizedRecord]]) -> pa.
 # -- rows -> records ---------------------------------------------------------------------------
 
 
-def lists_of(array: pa.ListArray, convert) -> list:
+def _lists(array: pa.ListArray, convert) -> list:
     """A list column as Python lists, each item made by `convert` from the flattened values."""
     values = convert(array.flatten())
     offsets = array.offsets.to_pylist()
@@ -206,7 +206,7 @@ def lists_of(array: pa.ListArray, convert) -> list:
 
 def status_maps(column: pa.ListArray) -> list[dict[str, str]]:
     """A `qc_status` column as one `{key: status}` per row (a null list: an empty one)."""
-    return [dict(pairs or []) for pairs in lists_of(column, _pairs)]
+    return [dict(pairs or []) for pairs in _lists(column, _pairs)]
 
 
 def _pairs(struct: pa.StructArray) -> list[tuple]:
@@ -235,13 +235,13 @@ def _qc_metrics(struct: pa.StructArray) -> list[QcMetric]:
 
 
 def _data_streams(struct: pa.StructArray) -> list[DataStream]:
-    connections = lists_of(struct.field("connections"), lambda pairs: [tuple(p) for p in _pairs(pairs)])
-    configs = lists_of(
+    connections = _lists(struct.field("connections"), lambda pairs: [tuple(p) for p in _pairs(pairs)])
+    configs = _lists(
         struct.field("patch_cords"),
         lambda cords: [
             PatchCordConfig(patch_cord, tuple(channels))
             for patch_cord, channels in zip(
-                cords.field("patch_cord").to_pylist(), lists_of(cords.field("channels"), _pairs)
+                cords.field("patch_cord").to_pylist(), _lists(cords.field("channels"), _pairs)
             )
         ],
     )
@@ -257,10 +257,10 @@ def _metric_fields(metrics: pa.ListArray, names: list[str]) -> pa.ListArray:
 
 # Columns that need more than `to_pylist` to become `NormalizedRecord` attribute values.
 _CONVERTERS = {
-    "data_streams": lambda column: [s or [] for s in lists_of(column, _data_streams)],
-    "process_times": lambda column: [p or [] for p in lists_of(column, _pairs)],
-    "probe_implants": lambda column: [p or [] for p in lists_of(column, _pairs)],
-    "qc_metrics": lambda column: [m or [] for m in lists_of(column, _qc_metrics)],
+    "data_streams": lambda column: [s or [] for s in _lists(column, _data_streams)],
+    "process_times": lambda column: [p or [] for p in _lists(column, _pairs)],
+    "probe_implants": lambda column: [p or [] for p in _lists(column, _pairs)],
+    "qc_metrics": lambda column: [m or [] for m in _lists(column, _qc_metrics)],
     "qc_status": status_maps,
 }
 _NEVER_NULL_LISTS = ("modalities", "investigators", "source_data", "experimenters", "problems")
