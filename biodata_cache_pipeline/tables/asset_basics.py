@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime, timezone
+from functools import cache
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -102,12 +102,6 @@ def _normalised_people(columns: dict[str, pa.ChunkedArray]) -> dict[str, pa.Arra
     return {name: pa.array(people[name], PEOPLE_TYPE).take(rows) for name, (_, rows) in distinct.items()}
 
 
-def _per_distinct(function, values: Iterable) -> list:
-    """`function` of each value, worked out once per distinct value."""
-    results: dict = {}
-    return [results[value] if value in results else results.setdefault(value, function(value)) for value in values]
-
-
 def _never_null(column: pa.ChunkedArray) -> pa.ChunkedArray:
     """A list column with its null lists made empty (a record's lists are never missing)."""
     return pc.if_else(pc.is_valid(column), column, pa.scalar([], column.type))
@@ -120,14 +114,14 @@ def build_asset_basics(rows: pa.Table) -> pa.Table:
     rows = rows.filter(pc.or_(pc.is_valid(rows.column("name")), pc.is_valid(rows.column("id"))))
     rows = rows.take(pc.sort_indices(rows, [("name", "ascending", "at_end"), ("id", "ascending", "at_end")]))
     rows = rows.combine_chunks()
-    birth_inputs = zip(*(rows.column(name).to_pylist() for name in BIRTH_INPUTS))
-    births = _per_distinct(lambda inputs: birth_time(*inputs), birth_inputs)  # inputs repeat per subject
+    # Few distinct values (a birth per subject, nearly): each is worked out once.
+    births = list(map(cache(birth_time), *(rows.column(name).to_pylist() for name in BIRTH_INPUTS)))
     people = _normalised_people({name: rows.column(name) for name in ("experimenters", "investigators")})
     derived = {
         "process_date": last_process_dates(rows.column("process_times")),
         "age": list(map(age_in_days, births, rows.column("acquisition_start_time").to_pylist())),
         "experimenters_normalized": people["experimenters"],
-        "instrument_id_normalized": _per_distinct(normalize_instrument_id, rows.column("instrument_id").to_pylist()),
+        "instrument_id_normalized": list(map(cache(normalize_instrument_id), rows.column("instrument_id").to_pylist())),
         "investigators_normalized": people["investigators"],
     }
     columns = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cache
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -61,16 +62,15 @@ def platform_assets(asset_basics: pa.Table, platforms: Iterable[str]) -> set[str
     """The names of the assets (asset_basics rows) of any of `platforms`: the snapshot rows platform_qc
     reads. An asset without a name has no platform_qc rows."""
     specs = [PLATFORMS[platform] for platform in platforms]
-    matches: dict[tuple, bool] = {}  # (modalities, acquisition type) -> whether it is of a platform: few distinct
 
-    def matched(modalities: list[str] | None, acquisition_type: str | None) -> bool:
-        kind = (tuple(modalities or ()), acquisition_type)
-        if kind not in matches:
-            matches[kind] = any(platform_matches(spec, list(kind[0]), acquisition_type) for spec in specs)
-        return matches[kind]
+    @cache  # few distinct (modalities, acquisition type): each is worked out once
+    def matched(modalities: tuple[str, ...], acquisition_type: str | None) -> bool:
+        return any(platform_matches(spec, list(modalities), acquisition_type) for spec in specs)
 
     columns = [asset_basics.column(name).to_pylist() for name in ("name", "modalities", "acquisition_type")]
-    return {name for name, modalities, kind in zip(*columns) if name is not None and matched(modalities, kind)}
+    return {
+        name for name, modalities, kind in zip(*columns) if name is not None and matched(tuple(modalities or ()), kind)
+    }
 
 
 @dataclass(frozen=True)
