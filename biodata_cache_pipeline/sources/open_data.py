@@ -54,11 +54,9 @@ class OpenDataStore:
             return []
 
     def has_folder(self, location: str | None, *parts: str) -> bool:
-        """Whether `parts` is a folder in the asset folder (on an object store: a prefix with objects)."""
-        path = self.resolve(location, *parts)
-        if path is not None and self.is_local:
-            return os.path.isdir(path)
-        return bool(self._infos(path))
+        """Whether `parts` is a folder with something in it in the asset folder (on an object store:
+        a prefix with objects); an absent local folder costs one stat (`_infos`)."""
+        return bool(self._infos(self.resolve(location, *parts)))
 
     def list_dirs(self, location: str | None, *parts: str) -> list[str]:
         """Names of the sub-folders of `parts` in the asset folder, sorted."""
