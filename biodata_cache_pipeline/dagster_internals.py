@@ -13,9 +13,9 @@ from dagster._core.events.log import EventLogEntry
 from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
 from dagster._core.execution.context.metadata_logging import AssetMetadataHandle, OutputMetadataAccumulator
 from dagster._core.storage.dagster_run import FINISHED_STATUSES, NOT_FINISHED_STATUSES
+from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SQLITE_BUSY_TIMEOUT_SECONDS, SqliteEventLogStorage
 from dagster._core.storage.sql import create_engine
-from dagster._core.storage.sqlalchemy_compat import db_result
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from dagster._serdes import ConfigurableClassData
 
@@ -30,10 +30,10 @@ __all__ = [
     "BulkActionsFilter",
     "ConfigurableClassData",
     "EventLogEntry",
+    "SqlEventLogStorageTable",
     "SqliteEventLogStorage",
     "add_partition_metadata",
     "create_engine",
-    "db_result",
 ]
 
 

@@ -42,8 +42,8 @@ from biodata_cache_pipeline.dagster_internals import (
     ConfigurableClassData,
     EventLogEntry,
     SqliteEventLogStorage,
+    SqlEventLogStorageTable,
     create_engine,
-    db_result,
 )
 
 EVENT_BATCH_SIZE_VARIABLE = "DAGSTER_EVENT_BATCH_SIZE"
@@ -160,15 +160,13 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         ):
             super().store_event_batch(events)  # one by one
             return
-        inserts = [self.prepare_insert_event(event) for event in events]
+        # One statement for all rows (executemany), not one compiled per event.
+        rows = [self._event_to_row(event) for event in events]
         with self.run_connection(events[0].run_id) as conn:
-            for insert in inserts:
-                conn.execute(insert)
+            conn.execute(SqlEventLogStorageTable.insert(), rows)
         with self.index_transaction() as conn:
-            event_ids = []
-            for insert in inserts:
-                with db_result(conn, insert) as result:
-                    event_ids.append(result.inserted_primary_key[0])
+            ids = SqlEventLogStorageTable.insert().returning(SqlEventLogStorageTable.c.id, sort_by_parameter_order=True)
+            event_ids = [row[0] for row in conn.execute(ids, rows)]
             self._store_asset_event_tags(conn, events, event_ids)
             latest = {entry.dagster_event.asset_key: (entry, entry_id) for entry, entry_id in zip(events, event_ids)}
             for entry, entry_id in latest.values():  # the asset-key row keeps only the latest event

@@ -98,11 +98,12 @@ def test_add_partition_metadata_reaches_each_partition_event():
     }
 
 
-def test_db_result_gives_the_inserted_primary_key(tmp_path):
-    import sqlalchemy as db
-
-    engine = internals.create_engine(f"sqlite:///{tmp_path / 'k.db'}")
-    rows = db.Table("rows", db.MetaData(), db.Column("id", db.Integer, primary_key=True), db.Column("v", db.Text))
-    rows.metadata.create_all(engine)
-    with engine.begin() as conn, internals.db_result(conn, rows.insert().values(v="x")) as result:
-        assert result.inserted_primary_key[0] == 1
+def test_event_rows_fit_the_event_log_table(tmp_path):
+    """The batched insert writes `_event_to_row`'s rows into `SqlEventLogStorageTable` itself."""
+    storage = internals.SqliteEventLogStorage(str(tmp_path))
+    entry = internals.EventLogEntry(
+        error_info=None, level=10, user_message="", run_id="r", timestamp=1.0, step_key=None, job_name=None, dagster_event=None
+    )
+    row = storage._event_to_row(entry)
+    assert set(row) <= set(internals.SqlEventLogStorageTable.c.keys())
+    assert "id" in internals.SqlEventLogStorageTable.c
