@@ -319,11 +319,7 @@ class RecordSnapshot:
         wanted = list(dict.fromkeys(["key", *plain, *leaves]))
         table = _read(self.file, wanted, where)
         if self.changes is not None:
-            kept = table.filter(pc.invert(pc.is_in(table.column("key"), value_set=self._replaced)))
-            changed = _read(self.changes, wanted, where)
-            table = pa.concat_tables([kept, changed.cast(kept.schema)]) if changed.num_rows else kept
-            if changed.num_rows:
-                table = table.take(pc.sort_indices(table.column("key")))
+            table = _with_changes(table, self._replaced, _read(self.changes, wanted, where))
         if metric_fields:  # the fields as asked for: parquet gives them in the file's order
             metrics = table.column("qc_metrics")
             projected = pa.chunked_array(
@@ -352,6 +348,17 @@ class RecordSnapshot:
                 end += 1
             yield sorted(set(found[start:end])), table.slice(start, end - start)
             start = end
+
+
+def _with_changes(rows: pa.Table, replaced: pa.Array, changed: pa.Table) -> pa.Table:
+    """`rows` without the `replaced` keys, with the `changed` rows, in key order: one copy of the
+    columns (a `take` over both), not one to drop the replaced rows and another to sort."""
+    kept = pc.indices_nonzero(pc.invert(pc.is_in(rows.column("key"), value_set=replaced)))
+    if not changed.num_rows:
+        return rows.take(kept)
+    positions = pa.concat_arrays([kept, pa.array(range(rows.num_rows, rows.num_rows + changed.num_rows), kept.type)])
+    keys = pa.concat_arrays([rows.column("key").take(kept).combine_chunks(), changed.column("key").combine_chunks()])
+    return pa.concat_tables([rows, changed.cast(rows.schema)]).take(positions.take(pc.sort_indices(keys)))
 
 
 def _read(file: pq.ParquetFile, wanted: list[str], where: tuple[str, Iterable[str]] | None) -> pa.Table:
