@@ -66,10 +66,13 @@ class CacheResource(ConfigurableResource):
 
     def remove_partitions(self, spec: TableSpec, keys: Iterable[str]) -> list[str]:
         """Delete partitions (data and build state) outside a run; return the ones that existed."""
+        keys = set(keys)
+        if not keys:  # most nights: no listing
+            return []
         store = self.store()
         state = store.read_partition_state(spec)
         stored = set(store.list_partitions(spec))
-        removed = sorted(key for key in set(keys) if key in state or key in stored)
+        removed = sorted(key for key in keys if key in state or key in stored)
         if not removed:
             return []
         for key in removed:
