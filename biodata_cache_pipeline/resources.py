@@ -130,7 +130,8 @@ class ForagingSessionsResource(ConfigurableResource):
     def read(self) -> pa.Table:
         fs, path = filesystem_for(self.path)
         try:
-            return pq.read_table(path, filesystem=fs)
+            with fs.open_input_file(path) as file:  # one file: no pyarrow.dataset (storage._read_parquet)
+                return pq.ParquetFile(file).read()
         except (OSError, pa.ArrowInvalid) as error:
             reason = "no such file" if isinstance(error, FileNotFoundError) else _first_line(error)
             raise RuntimeError(
