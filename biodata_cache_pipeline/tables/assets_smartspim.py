@@ -87,12 +87,12 @@ def build_assets_smartspim(rows: pa.Table, source_data: pa.Table, store: OpenDat
             rows.append(row)
             continue
         base = NEUROGLANCER + (processed["location"] or "")
-        processes = processed["process_times"]
+        last_process = (processed["process_times"] or [None])[-1]  # None: no processes, or an unreadable one
         row.update(
             name=processed["name"],
             processed=True,
             institution=processed["institution"],
-            processing_end_time=processes[-1]["end"] if processes else None,
+            processing_end_time=last_process["end"] if last_process else None,
             stitched_link=f"{base}/neuroglancer_config.json",
             alignment_link=f"{base}/image_atlas_alignment/neuroglancer_config.json",
         )

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
+
 from fixture_records import needs_fixture_records
 from snapshot_rows import snapshot_rows
 from table_records import NG, all_records, assert_declared, mods, norm, rows, v2, write_json
@@ -116,6 +118,20 @@ def test_assets_smartspim(tmp_path):
          "quantification_link": None, "alignment_link": None},
     ]
     assert rows(table) == [{c: row[c] for c in ASSETS_SMARTSPIM.column_names} for row in expected]
+
+
+def test_a_stitched_asset_whose_last_process_entry_is_null_has_no_processing_end_time(tmp_path):
+    """A snapshot file written by hand (or by another tool) may hold a null process entry: the
+    stitched asset keeps its row, without an end time."""
+    records, store = _smartspim_corpus(tmp_path)
+    snapshot = snapshot_rows(records)
+    names = snapshot.column("name").to_pylist()
+    times = snapshot.column("process_times").to_pylist()
+    times[names.index(S3)] = [{"start": "2024-02-01T00:00:00Z", "end": "2024-02-02T00:00:00Z"}, None]
+    index = snapshot.column_names.index("process_times")
+    snapshot = snapshot.set_column(index, "process_times", pa.array(times, snapshot.schema.field(index).type))
+    table = rows(build_assets_smartspim(snapshot, build_source_data(records), store))
+    assert [(r["name"], r["processing_end_time"]) for r in table if r["raw_name"] == R3] == [(S3, None)]
 
 
 def test_assets_smartspim_link_strings_literal(tmp_path):
