@@ -17,8 +17,9 @@ Named in dagster.yaml (`event_log_storage`); same files, tables and migrations a
   database once per process, not once per partition event.
 - The materialization events of one output's partitions are stored as batches of up to
   `EVENT_BATCH_SIZE` (Dagster's `DAGSTER_EVENT_BATCH_SIZE`, which this storage sets for its process
-  unless it is set): one transaction per database per batch instead of two per event, and the
-  asset's latest-materialization row updated once per batch instead of once per event.
+  unless it is set): one transaction and one insert statement per database per batch instead of
+  two transactions per event, and the asset's latest-materialization row updated once per batch
+  instead of once per event.
 - Its connections commit with `synchronous=NORMAL`, SQLite's recommended setting in WAL mode: no
   disk flush per commit (one per event), the database never corrupt; what an operating-system crash
   (not a process crash) may lose is the last events written.
