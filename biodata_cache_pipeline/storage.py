@@ -182,7 +182,11 @@ class CacheStore:
     def _read_columns(self, spec: TableSpec, relative: str, columns: list[str]) -> pa.Table:
         try:
             with self.storage.open_input_file(relative) as source:
-                table = pq.ParquetFile(source).read(columns)
+                file = pq.ParquetFile(source)
+                missing = [name for name in columns if name not in file.schema_arrow.names]
+                if missing:  # ParquetFile.read would leave them out without a word
+                    raise pa.ArrowInvalid(f"no column {', '.join(missing)}")
+                table = file.read(columns)
         except FileNotFoundError:
             raise FileNotFoundError(f"table {spec.name}: no object at {self.storage.describe(relative)}") from None
         except pa.ArrowInvalid as error:

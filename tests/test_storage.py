@@ -31,7 +31,7 @@ from biodata_cache_client.schema.declaration import (
     TableSpec,
 )
 from biodata_cache_pipeline.snapshot import ROWS
-from biodata_cache_pipeline.storage import CacheStore
+from biodata_cache_pipeline.storage import CacheStore, UnreadableObject
 
 VERSION = "bdc-v0.1"
 
@@ -269,6 +269,16 @@ def test_missing_table_is_not_empty(tmp_path: Path, store: CacheStore):
     assert not store.table_exists(WIDE)
     with pytest.raises(FileNotFoundError, match=f"asset_basics.pqt \\(cache root {tmp_path}\\)"):
         store.read_table(WIDE)
+
+
+def test_reading_a_column_the_stored_table_lacks_names_it(tmp_path: Path, store: CacheStore):
+    """A published table without a column asked for (written by an older version or by hand) is
+    unreadable for that read, with the column named: never a table silently missing it."""
+    (tmp_path / VERSION).mkdir()
+    pq.write_table(wide_table().drop_columns(["n_files"]), tmp_path / VERSION / "asset_basics.pqt")
+    assert store.read_columns(WIDE, ["asset_name"]).column_names == ["asset_name"]
+    with pytest.raises(UnreadableObject, match="asset_basics.pqt .*no column n_files"):
+        store.read_columns(WIDE, ["asset_name", "n_files"])
 
 
 # -- failed writes -----------------------------------------------------------------------------
