@@ -183,7 +183,8 @@ class CacheStore:
         try:
             with self.storage.open_input_file(relative) as source:
                 file = pq.ParquetFile(source)
-                missing = [name for name in columns if name not in file.schema_arrow.names]
+                stored = set(file.schema_arrow.names)
+                missing = [name for name in columns if name not in stored]
                 if missing:  # ParquetFile.read would leave them out without a word
                     raise pa.ArrowInvalid(f"no column {', '.join(missing)}")
                 table = file.read(columns)
